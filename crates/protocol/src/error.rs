@@ -1,0 +1,131 @@
+//! Stable error codes. A code, once published, keeps its meaning forever:
+//! clients branch on `code`, humans read `message`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The JSON body of every error response: `{"code": "...", "message": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// Human-readable explanation. Never contains internal causes.
+    pub message: String,
+}
+
+/// Every error code iyagi returns. `docs/protocol.md` lists them with their
+/// HTTP status; [`ErrorCode::http_status`] is the single mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not valid JSON.
+    MalformedJson,
+    /// The JSON is well-formed but has missing fields or wrong types.
+    InvalidRequest,
+    /// A field has the right type but breaks a documented rule (length, charset...).
+    ValidationFailed,
+    /// The request body exceeds the server's limit.
+    PayloadTooLarge,
+    /// The request has a body that is not `application/json`.
+    UnsupportedMediaType,
+    /// Registration with a username that is already taken.
+    UsernameTaken,
+    /// Login failed. Deliberately the same for unknown user and wrong password.
+    InvalidCredentials,
+    /// No, malformed, expired or revoked access token.
+    Unauthenticated,
+    /// The refresh token is unknown, expired or belongs to a revoked device.
+    InvalidRefreshToken,
+    /// An already-rotated refresh token was presented: the device's whole
+    /// token family has been revoked (possible theft).
+    RefreshTokenReused,
+    /// Too many attempts; retry after the `Retry-After` header's seconds.
+    RateLimited,
+    /// The authenticated user may not do this.
+    Forbidden,
+    /// The addressed resource does not exist (or is not visible to the caller).
+    NotFound,
+    /// The route does not accept this HTTP method.
+    MethodNotAllowed,
+    /// A dependency (database) is unreachable.
+    Unavailable,
+    /// An unexpected server error; the cause is in the server log under the request id.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The HTTP status for this code. The one place this mapping is defined.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::MalformedJson | ErrorCode::InvalidRequest => 400,
+            ErrorCode::ValidationFailed => 422,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::UsernameTaken => 409,
+            ErrorCode::InvalidCredentials
+            | ErrorCode::Unauthenticated
+            | ErrorCode::InvalidRefreshToken
+            | ErrorCode::RefreshTokenReused => 401,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedJson => "malformed_json",
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::UsernameTaken => "username_taken",
+            ErrorCode::InvalidCredentials => "invalid_credentials",
+            ErrorCode::Unauthenticated => "unauthenticated",
+            ErrorCode::InvalidRefreshToken => "invalid_refresh_token",
+            ErrorCode::RefreshTokenReused => "refresh_token_reused",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Every code, for documentation and exhaustiveness tests.
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::MalformedJson,
+        ErrorCode::InvalidRequest,
+        ErrorCode::ValidationFailed,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::UsernameTaken,
+        ErrorCode::InvalidCredentials,
+        ErrorCode::Unauthenticated,
+        ErrorCode::InvalidRefreshToken,
+        ErrorCode::RefreshTokenReused,
+        ErrorCode::RateLimited,
+        ErrorCode::Forbidden,
+        ErrorCode::NotFound,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::Unavailable,
+        ErrorCode::Internal,
+    ];
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_name_matches_serde_name_for_every_code() {
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_value(code).expect("serialize code");
+            assert_eq!(json, serde_json::Value::String(code.as_str().to_owned()));
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! iyagi's wire types.
+//!
+//! Everything a client sees on the wire lives here and nowhere else: HTTP
+//! request and response bodies, and the error codes shared by HTTP and
+//! WebSocket. Storage rows never leak into this crate; the server converts at
+//! the edge. Clients, tests and tools depend on this crate, so it stays small
+//! (serde + uuid + schema derives, nothing async).
+
+pub mod auth;
+pub mod error;
+
+pub use error::{ErrorBody, ErrorCode};

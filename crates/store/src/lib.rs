@@ -1,0 +1,134 @@
+//! iyagi storage.
+//!
+//! One trait per aggregate ([`UserStore`], [`DeviceStore`], [`KeyStore`],
+//! [`RoomStore`], [`MessageStore`]) combined into [`Storage`]; business rules
+//! live in the services that call these traits, never here. Two
+//! implementations share one SQL text ([`sql`]): [`SqliteStore`] (the
+//! embedded default) and [`PgStore`] (production). Both pass the same contract
+//! suite in `tests/it`.
+
+mod error;
+mod model;
+mod sql;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use error::StoreError;
+pub use model::*;
+pub use sql::{PgStore, SqliteStore};
+
+/// Accounts.
+#[async_trait]
+pub trait UserStore: Send + Sync {
+    /// Fails with [`StoreError::Conflict`] when the username is taken.
+    async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError>;
+    async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user_by_external(
+        &self,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
+}
+
+/// Devices, their login sessions, and the refresh-token families of those sessions.
+#[async_trait]
+pub trait DeviceStore: Send + Sync {
+    /// Records a login atomically: upserts the device, revokes that device's
+    /// earlier sessions, creates the new session and its first refresh token.
+    async fn record_login(&self, login: &NewLogin) -> Result<SessionRecord, StoreError>;
+    /// Exchanges a refresh token for a new one (see [`RotateOutcome`]).
+    async fn rotate_refresh_token(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
+    async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
+    /// Revokes one session; returns whether it was active.
+    async fn revoke_session(&self, id: Uuid, reason: &str, now_ms: i64) -> Result<bool, StoreError>;
+    /// Revokes every active session of a user; returns how many.
+    async fn revoke_user_sessions(
+        &self,
+        user_id: Uuid,
+        reason: &str,
+        now_ms: i64,
+    ) -> Result<u64, StoreError>;
+    async fn devices(&self, user_id: Uuid) -> Result<Vec<DeviceRecord>, StoreError>;
+    /// Revokes the device's sessions and forgets the device. Returns the
+    /// revoked session ids, or `None` when the device does not exist.
+    async fn remove_device(
+        &self,
+        user_id: Uuid,
+        device_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<Vec<Uuid>>, StoreError>;
+}
+
+/// Token signing keys, persisted so restarts and other nodes verify the same tokens.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError>;
+    /// Inserts unless a key with this kid exists; returns whether it inserted.
+    async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError>;
+}
+
+/// Chat rooms and their members.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// Creates a room with its initial members, or returns the existing room
+    /// when `direct_key` names a direct room that already exists.
+    async fn create_room(&self, room: &NewRoom) -> Result<RoomRecord, StoreError>;
+    async fn room(&self, id: Uuid) -> Result<Option<RoomRecord>, StoreError>;
+    async fn member(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<MemberRecord>, StoreError>;
+    async fn members(&self, room_id: Uuid) -> Result<Vec<MemberRecord>, StoreError>;
+}
+
+/// Messages, sequenced per room.
+#[async_trait]
+pub trait MessageStore: Send + Sync {
+    /// Appends a message, assigning the room's next sequence number. A retry
+    /// with the same (room, author, device, client id) returns the original
+    /// message with `duplicate = true` and stores nothing.
+    async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError>;
+    /// Messages with `seq > after_seq`, ascending, at most `limit`.
+    async fn messages_after(
+        &self,
+        room_id: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+}
+
+/// Everything iyagi stores.
+#[async_trait]
+pub trait Storage: UserStore + DeviceStore + KeyStore + RoomStore + MessageStore {
+    /// Which backend this is (`sqlite` or `postgres`), for logs and metrics.
+    fn backend(&self) -> &'static str;
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Connection settings common to both backends.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// Opens the backend named by the URL scheme (`sqlite:` or `postgres:`),
+/// creating the SQLite file if needed, and applies pending migrations.
+pub async fn open(url: &str, options: &StoreOptions) -> Result<Arc<dyn Storage>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url, options).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::open(url, options).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl)
+    }
+}

@@ -1,0 +1,155 @@
+//! Storage rows. These are not wire types: the server maps them to
+//! `iyagi-protocol` types at the edge.
+
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: Option<String>,
+    pub external_issuer: Option<String>,
+    pub external_subject: Option<String>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub id: Uuid,
+    pub username: String,
+    pub password_hash: Option<String>,
+    /// Set (with `external_subject`) for users created from an external OIDC token.
+    pub external_issuer: Option<String>,
+    pub external_subject: Option<String>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeviceRecord {
+    pub user_id: Uuid,
+    pub device_id: String,
+    pub platform: String,
+    pub display_name: Option<String>,
+    pub created_at_ms: i64,
+    pub last_seen_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub device_id: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    pub revoke_reason: Option<String>,
+}
+
+impl SessionRecord {
+    pub fn is_active(&self) -> bool {
+        self.revoked_at_ms.is_none()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewLogin {
+    pub user_id: Uuid,
+    pub device_id: String,
+    pub platform: String,
+    pub display_name: Option<String>,
+    pub session_id: Uuid,
+    /// SHA-256 of the refresh token; the token itself is never stored.
+    pub refresh_token_hash: Vec<u8>,
+    pub refresh_expires_at_ms: i64,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    pub presented_hash: Vec<u8>,
+    pub new_hash: Vec<u8>,
+    pub new_expires_at_ms: i64,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented token was current; the new token is now the current one.
+    Rotated(SessionRecord),
+    /// The presented token had already been rotated: the session (the whole
+    /// token family) has been revoked as a precaution.
+    Reused(SessionRecord),
+    /// Unknown, expired, or the session is revoked. Nothing changed.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SigningKeyRecord {
+    pub kid: String,
+    pub algorithm: String,
+    pub private_der: Vec<u8>,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RoomRecord {
+    pub id: Uuid,
+    pub kind: String,
+    pub title: Option<String>,
+    pub direct_key: Option<String>,
+    pub created_at_ms: i64,
+    pub last_seq: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub id: Uuid,
+    pub kind: String,
+    pub title: Option<String>,
+    pub direct_key: Option<String>,
+    pub created_at_ms: i64,
+    /// (user id, role) of the initial members.
+    pub members: Vec<(Uuid, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MemberRecord {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub user_id: Uuid,
+    pub role: String,
+    pub created_at_ms: i64,
+    pub read_seq: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub author_id: Uuid,
+    pub device_id: String,
+    pub client_msg_id: String,
+    pub kind: String,
+    /// JSON text.
+    pub content: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MessageRecord {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    pub seq: i64,
+    pub author_id: Uuid,
+    pub device_id: String,
+    pub client_msg_id: String,
+    pub kind: String,
+    pub content: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub message: MessageRecord,
+    /// True when this was a retry of an already stored message.
+    pub duplicate: bool,
+}

@@ -1,0 +1,602 @@
+//! The SQL behind [`crate::Storage`], written once for SQLite and PostgreSQL.
+//!
+//! Both backends accept `$1`-style placeholders, `RETURNING` and
+//! `ON CONFLICT`, and the schema keeps to types both map the same way (UUIDs,
+//! BIGINT milliseconds, TEXT, bytes). So the implementation is one macro
+//! body instantiated per pool type: a query fixed for one backend is fixed
+//! for both. The only per-backend code is how to open the pool and how to
+//! begin a write transaction.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use uuid::Uuid;
+
+use crate::*;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The embedded backend: one SQLite file in WAL mode.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<SqliteStore, StoreError> {
+        let connect = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged write survives power loss, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(options.acquire_timeout);
+        if let Some(parent) = connect.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        SQLITE_MIGRATIONS.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Write transactions take SQLite's write lock up front. A deferred
+    /// transaction that reads and then writes can fail with SQLITE_BUSY when
+    /// another writer committed in between, and busy_timeout does not retry
+    /// that case; IMMEDIATE makes writers queue on the lock instead.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+/// The production backend.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn open(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
+        let connect = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        // sqlx holds a PostgreSQL advisory lock while migrating, so several
+        // nodes starting at once apply each migration exactly once.
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+
+    /// Row locks taken by the statements themselves (UPDATE ... RETURNING)
+    /// serialise the writers that must be serialised.
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+macro_rules! impl_storage {
+    ($store:ty, $backend:literal) => {
+        #[async_trait]
+        impl UserStore for $store {
+            async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError> {
+                sqlx::query(
+                    "INSERT INTO users (id, username, password_hash, external_issuer, external_subject, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(user.id)
+                .bind(&user.username)
+                .bind(&user.password_hash)
+                .bind(&user.external_issuer)
+                .bind(&user.external_subject)
+                .bind(user.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(UserRecord {
+                    id: user.id,
+                    username: user.username.clone(),
+                    password_hash: user.password_hash.clone(),
+                    external_issuer: user.external_issuer.clone(),
+                    external_subject: user.external_subject.clone(),
+                    created_at_ms: user.created_at_ms,
+                })
+            }
+
+            async fn user_by_id(&self, id: Uuid) -> Result<Option<UserRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, username, password_hash, external_issuer, external_subject, created_at_ms \
+                     FROM users WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, username, password_hash, external_issuer, external_subject, created_at_ms \
+                     FROM users WHERE username = $1",
+                )
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn user_by_external(
+                &self,
+                issuer: &str,
+                subject: &str,
+            ) -> Result<Option<UserRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, username, password_hash, external_issuer, external_subject, created_at_ms \
+                     FROM users WHERE external_issuer = $1 AND external_subject = $2",
+                )
+                .bind(issuer)
+                .bind(subject)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+        }
+
+        #[async_trait]
+        impl DeviceStore for $store {
+            async fn record_login(&self, login: &NewLogin) -> Result<SessionRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "INSERT INTO devices (user_id, device_id, platform, display_name, created_at_ms, last_seen_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $5) \
+                     ON CONFLICT (user_id, device_id) DO UPDATE SET \
+                       platform = excluded.platform, display_name = excluded.display_name, \
+                       last_seen_at_ms = excluded.last_seen_at_ms",
+                )
+                .bind(login.user_id)
+                .bind(&login.device_id)
+                .bind(&login.platform)
+                .bind(&login.display_name)
+                .bind(login.now_ms)
+                .execute(&mut *tx)
+                .await?;
+                // One live session per device: a new login replaces the old one.
+                sqlx::query(
+                    "UPDATE device_sessions SET revoked_at_ms = $3, revoke_reason = 'replaced_by_login' \
+                     WHERE user_id = $1 AND device_id = $2 AND revoked_at_ms IS NULL",
+                )
+                .bind(login.user_id)
+                .bind(&login.device_id)
+                .bind(login.now_ms)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO device_sessions (id, user_id, device_id, created_at_ms) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(login.session_id)
+                .bind(login.user_id)
+                .bind(&login.device_id)
+                .bind(login.now_ms)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at_ms, expires_at_ms) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&login.refresh_token_hash)
+                .bind(login.session_id)
+                .bind(login.now_ms)
+                .bind(login.refresh_expires_at_ms)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(SessionRecord {
+                    id: login.session_id,
+                    user_id: login.user_id,
+                    device_id: login.device_id.clone(),
+                    created_at_ms: login.now_ms,
+                    revoked_at_ms: None,
+                    revoke_reason: None,
+                })
+            }
+
+            async fn rotate_refresh_token(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let found: Option<(Uuid, i64, Option<i64>)> = sqlx::query_as(
+                    "SELECT session_id, expires_at_ms, rotated_at_ms FROM refresh_tokens WHERE token_hash = $1",
+                )
+                .bind(&rotation.presented_hash)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((session_id, expires_at_ms, rotated_at_ms)) = found else {
+                    return Ok(RotateOutcome::Invalid);
+                };
+                let session: SessionRecord = sqlx::query_as(
+                    "SELECT id, user_id, device_id, created_at_ms, revoked_at_ms, revoke_reason \
+                     FROM device_sessions WHERE id = $1",
+                )
+                .bind(session_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if !session.is_active() {
+                    return Ok(RotateOutcome::Invalid);
+                }
+                // The guarded UPDATE is the race-free test for "already
+                // rotated": of two concurrent uses of one token, exactly one
+                // matches `rotated_at_ms IS NULL`.
+                let rotated_now = rotated_at_ms.is_none()
+                    && sqlx::query(
+                        "UPDATE refresh_tokens SET rotated_at_ms = $2 \
+                         WHERE token_hash = $1 AND rotated_at_ms IS NULL",
+                    )
+                    .bind(&rotation.presented_hash)
+                    .bind(rotation.now_ms)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                if !rotated_now {
+                    sqlx::query(
+                        "UPDATE device_sessions SET revoked_at_ms = $2, revoke_reason = 'refresh_token_reused' \
+                         WHERE id = $1 AND revoked_at_ms IS NULL",
+                    )
+                    .bind(session_id)
+                    .bind(rotation.now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    let revoked = SessionRecord {
+                        revoked_at_ms: Some(rotation.now_ms),
+                        revoke_reason: Some("refresh_token_reused".to_owned()),
+                        ..session
+                    };
+                    return Ok(RotateOutcome::Reused(revoked));
+                }
+                if expires_at_ms <= rotation.now_ms {
+                    // Dropping the transaction rolls the rotation back.
+                    return Ok(RotateOutcome::Invalid);
+                }
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (token_hash, session_id, created_at_ms, expires_at_ms) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&rotation.new_hash)
+                .bind(session_id)
+                .bind(rotation.now_ms)
+                .bind(rotation.new_expires_at_ms)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query("UPDATE devices SET last_seen_at_ms = $3 WHERE user_id = $1 AND device_id = $2")
+                    .bind(session.user_id)
+                    .bind(&session.device_id)
+                    .bind(rotation.now_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(RotateOutcome::Rotated(session))
+            }
+
+            async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, user_id, device_id, created_at_ms, revoked_at_ms, revoke_reason \
+                     FROM device_sessions WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn revoke_session(&self, id: Uuid, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE device_sessions SET revoked_at_ms = $2, revoke_reason = $3 \
+                     WHERE id = $1 AND revoked_at_ms IS NULL",
+                )
+                .bind(id)
+                .bind(now_ms)
+                .bind(reason)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn revoke_user_sessions(
+                &self,
+                user_id: Uuid,
+                reason: &str,
+                now_ms: i64,
+            ) -> Result<u64, StoreError> {
+                let done = sqlx::query(
+                    "UPDATE device_sessions SET revoked_at_ms = $2, revoke_reason = $3 \
+                     WHERE user_id = $1 AND revoked_at_ms IS NULL",
+                )
+                .bind(user_id)
+                .bind(now_ms)
+                .bind(reason)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn devices(&self, user_id: Uuid) -> Result<Vec<DeviceRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT user_id, device_id, platform, display_name, created_at_ms, last_seen_at_ms \
+                     FROM devices WHERE user_id = $1 ORDER BY created_at_ms, device_id",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn remove_device(
+                &self,
+                user_id: Uuid,
+                device_id: &str,
+                now_ms: i64,
+            ) -> Result<Option<Vec<Uuid>>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let deleted = sqlx::query("DELETE FROM devices WHERE user_id = $1 AND device_id = $2")
+                    .bind(user_id)
+                    .bind(device_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if deleted.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                let revoked: Vec<(Uuid,)> = sqlx::query_as(
+                    "UPDATE device_sessions SET revoked_at_ms = $3, revoke_reason = 'device_removed' \
+                     WHERE user_id = $1 AND device_id = $2 AND revoked_at_ms IS NULL RETURNING id",
+                )
+                .bind(user_id)
+                .bind(device_id)
+                .bind(now_ms)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(Some(revoked.into_iter().map(|(id,)| id).collect()))
+            }
+        }
+
+        #[async_trait]
+        impl KeyStore for $store {
+            async fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT kid, algorithm, private_der, created_at_ms FROM signing_keys ORDER BY created_at_ms, kid",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn insert_signing_key(&self, key: &SigningKeyRecord) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO signing_keys (kid, algorithm, private_der, created_at_ms) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (kid) DO NOTHING",
+                )
+                .bind(&key.kid)
+                .bind(&key.algorithm)
+                .bind(&key.private_der)
+                .bind(key.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait]
+        impl RoomStore for $store {
+            async fn create_room(&self, room: &NewRoom) -> Result<RoomRecord, StoreError> {
+                let mut tx = self.begin_write().await?;
+                if let Some(key) = &room.direct_key {
+                    let existing: Option<RoomRecord> = sqlx::query_as(
+                        "SELECT id, kind, title, direct_key, created_at_ms, last_seq FROM chat_rooms WHERE direct_key = $1",
+                    )
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(existing) = existing {
+                        return Ok(existing);
+                    }
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO chat_rooms (id, kind, title, direct_key, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(room.id)
+                .bind(&room.kind)
+                .bind(&room.title)
+                .bind(&room.direct_key)
+                .bind(room.created_at_ms)
+                .execute(&mut *tx)
+                .await;
+                match inserted.map_err(StoreError::from) {
+                    Ok(_) => {}
+                    // A concurrent creator of the same direct room won: use theirs.
+                    Err(StoreError::Conflict) if room.direct_key.is_some() => {
+                        drop(tx);
+                        let existing: RoomRecord = sqlx::query_as(
+                            "SELECT id, kind, title, direct_key, created_at_ms, last_seq FROM chat_rooms WHERE direct_key = $1",
+                        )
+                        .bind(&room.direct_key)
+                        .fetch_one(&self.pool)
+                        .await?;
+                        return Ok(existing);
+                    }
+                    Err(err) => return Err(err),
+                }
+                for (user_id, role) in &room.members {
+                    sqlx::query(
+                        "INSERT INTO room_members (id, room_id, user_id, role, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(Uuid::now_v7())
+                    .bind(room.id)
+                    .bind(user_id)
+                    .bind(role)
+                    .bind(room.created_at_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(RoomRecord {
+                    id: room.id,
+                    kind: room.kind.clone(),
+                    title: room.title.clone(),
+                    direct_key: room.direct_key.clone(),
+                    created_at_ms: room.created_at_ms,
+                    last_seq: 0,
+                })
+            }
+
+            async fn room(&self, id: Uuid) -> Result<Option<RoomRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, kind, title, direct_key, created_at_ms, last_seq FROM chat_rooms WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn member(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<MemberRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, room_id, user_id, role, created_at_ms, read_seq FROM room_members \
+                     WHERE room_id = $1 AND user_id = $2",
+                )
+                .bind(room_id)
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn members(&self, room_id: Uuid) -> Result<Vec<MemberRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, room_id, user_id, role, created_at_ms, read_seq FROM room_members \
+                     WHERE room_id = $1 ORDER BY created_at_ms, user_id",
+                )
+                .bind(room_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+
+        #[async_trait]
+        impl MessageStore for $store {
+            async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError> {
+                if let Some(existing) = self.find_by_client_id(message).await? {
+                    return Ok(Appended { message: existing, duplicate: true });
+                }
+                let mut tx = self.begin_write().await?;
+                // The room row is the per-room sequence counter; updating it
+                // also locks it, so concurrent senders get distinct numbers.
+                let seq: Option<(i64,)> = sqlx::query_as(
+                    "UPDATE chat_rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+                )
+                .bind(message.room_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((seq,)) = seq else {
+                    return Err(StoreError::NotFound);
+                };
+                let inserted = sqlx::query(
+                    "INSERT INTO messages (id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(message.id)
+                .bind(message.room_id)
+                .bind(seq)
+                .bind(message.author_id)
+                .bind(&message.device_id)
+                .bind(&message.client_msg_id)
+                .bind(&message.kind)
+                .bind(&message.content)
+                .bind(message.created_at_ms)
+                .execute(&mut *tx)
+                .await;
+                match inserted.map_err(StoreError::from) {
+                    Ok(_) => {
+                        tx.commit().await?;
+                        Ok(Appended {
+                            message: MessageRecord {
+                                id: message.id,
+                                room_id: message.room_id,
+                                seq,
+                                author_id: message.author_id,
+                                device_id: message.device_id.clone(),
+                                client_msg_id: message.client_msg_id.clone(),
+                                kind: message.kind.clone(),
+                                content: message.content.clone(),
+                                created_at_ms: message.created_at_ms,
+                            },
+                            duplicate: false,
+                        })
+                    }
+                    // A concurrent retry of the same send won the race: roll
+                    // back our sequence number and answer with theirs.
+                    Err(StoreError::Conflict) => {
+                        drop(tx);
+                        let existing = self.find_by_client_id(message).await?.ok_or(StoreError::Conflict)?;
+                        Ok(Appended { message: existing, duplicate: true })
+                    }
+                    Err(err) => Err(err),
+                }
+            }
+
+            async fn messages_after(
+                &self,
+                room_id: Uuid,
+                after_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<MessageRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms \
+                     FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .bind(room_id)
+                .bind(after_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+
+        impl $store {
+            async fn find_by_client_id(&self, message: &NewMessage) -> Result<Option<MessageRecord>, StoreError> {
+                Ok(sqlx::query_as(
+                    "SELECT id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms \
+                     FROM messages WHERE room_id = $1 AND author_id = $2 AND device_id = $3 AND client_msg_id = $4",
+                )
+                .bind(message.room_id)
+                .bind(message.author_id)
+                .bind(&message.device_id)
+                .bind(&message.client_msg_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+        }
+
+        #[async_trait]
+        impl Storage for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+impl_storage!(SqliteStore, "sqlite");
+impl_storage!(PgStore, "postgres");
