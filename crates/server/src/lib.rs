@@ -1,1 +1,21 @@
+//! iyagi's HTTP (and, later, WebSocket) server.
+//!
+//! [`Application::build`] turns [`Settings`] into a bound, ready server:
+//! it opens storage (running migrations), builds the services, and binds the
+//! listener, so callers (the binary, the tests) learn the real port before
+//! serving. Handlers are thin: parse the request, call a service, map the
+//! result; every error goes through [`error::ApiError`].
 
+pub mod error;
+mod extract;
+mod metrics;
+mod openapi;
+mod routes;
+pub mod settings;
+mod startup;
+mod state;
+
+pub use openapi::ApiDoc;
+pub use settings::{DatabaseSettings, LogFormat, LogSettings, ServerSettings, Settings};
+pub use startup::{Application, StartupError};
+pub use state::AppState;

@@ -1,0 +1,75 @@
+//! Request extractors whose failures are protocol errors, not axum's plain text.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use iyagi_auth::Principal;
+use iyagi_protocol::ErrorCode;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `Json<T>` with documented error codes for every way a body can be wrong.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> ApiError {
+        match rejection {
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::new(ErrorCode::MalformedJson, format!("request body is not valid JSON: {}", e.body_text()))
+            }
+            JsonRejection::JsonDataError(e) => ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("request body does not match the expected shape: {}", e.body_text()),
+            ),
+            JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "request body must be JSON with Content-Type: application/json",
+            ),
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+            }
+            other => ApiError::new(ErrorCode::InvalidRequest, other.body_text()),
+        }
+    }
+}
+
+/// The authenticated caller, from `Authorization: Bearer <access token>`.
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "missing Authorization: Bearer token"))?;
+        let principal = state.auth.authenticate(token).await?;
+        Ok(Authenticated(principal))
+    }
+}
+
+/// The client's IP address, for per-address limits.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| ClientIp(addr.ip()))
+            .ok_or_else(|| ApiError::new(ErrorCode::Internal, "client address unavailable"))
+    }
+}

@@ -1,0 +1,47 @@
+//! The OpenAPI document, generated from the handlers' annotations and the
+//! protocol types; served at `/v1/openapi.json`.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "iyagi", description = "iyagi chat backend HTTP API. Errors are `{\"code\", \"message\"}`; codes are listed in docs/protocol.md."),
+    paths(
+        routes::ops::healthz,
+        routes::ops::readyz,
+        routes::ops::metrics,
+        routes::ops::openapi,
+        routes::ops::jwks,
+        routes::auth::register,
+        routes::auth::login,
+        routes::auth::refresh,
+        routes::auth::logout,
+        routes::auth::logout_all,
+        routes::auth::me,
+        routes::devices::list,
+        routes::devices::remove,
+    ),
+    components(schemas(iyagi_protocol::ErrorBody, iyagi_protocol::ErrorCode)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "accounts and tokens"),
+        (name = "devices", description = "the caller's devices"),
+        (name = "ops", description = "health, metrics, documents"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}

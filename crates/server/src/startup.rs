@@ -1,0 +1,135 @@
+//! Building and running the server.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request};
+use axum::{Router, middleware};
+use iyagi_auth::{AuthError, AuthService};
+use iyagi_protocol::ErrorCode;
+use iyagi_store::{StoreError, StoreOptions};
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::metrics::{self, Metrics};
+use crate::routes;
+use crate::settings::Settings;
+use crate::state::AppState;
+
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error("invalid configuration: {0}")]
+    Settings(String),
+    #[error("cannot open storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot start the token service: {0}")]
+    Auth(#[from] AuthError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// A server whose storage is open and whose listener is bound.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        settings.validate().map_err(StartupError::Settings)?;
+        let store_options = StoreOptions {
+            max_connections: settings.database.max_connections,
+            acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs.max(1)),
+        };
+        let store = iyagi_store::open(&settings.database.url, &store_options).await?;
+        tracing::info!(backend = store.backend(), "storage ready");
+        let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()).await?);
+        let state = AppState {
+            settings: Arc::new(settings.clone()),
+            store,
+            auth,
+            metrics: Arc::new(Metrics::new()),
+        };
+        let listener = TcpListener::bind(settings.server.listen)
+            .await
+            .map_err(|source| StartupError::Bind { addr: settings.server.listen, source })?;
+        let router = router(state.clone());
+        Ok(Application { listener, router, state })
+    }
+
+    /// The bound address (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.state.settings.server.listen)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and waits up to
+    /// `server.shutdown_grace_secs` for in-flight requests.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Application { listener, router, state } = self;
+        let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+
+        let pruner = tokio::spawn(prune_limiters(state.clone(), stop_rx.clone()));
+        let mut serve_stop = stop_rx.clone();
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                let _ = serve_stop.wait_for(|stopped| *stopped).await;
+            });
+        let server = tokio::spawn(async move { server.await });
+
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+        pruner.abort();
+        match tokio::time::timeout(grace, server).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(std::io::Error::other(join)),
+            Err(_) => {
+                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+                Ok(())
+            }
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let max_body = state.settings.server.max_body_bytes;
+    routes::router()
+        .fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
+        })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+            // The path only: query strings may carry tokens.
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn prune_limiters(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.auth.limiter().prune(),
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}

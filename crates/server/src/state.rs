@@ -1,0 +1,16 @@
+use std::sync::Arc;
+
+use iyagi_auth::AuthService;
+use iyagi_store::Storage;
+
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// Handles shared by every request. Cheap to clone; no globals anywhere.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Arc<dyn Storage>,
+    pub auth: Arc<AuthService>,
+    pub metrics: Arc<Metrics>,
+}
