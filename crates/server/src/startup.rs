@@ -94,14 +94,16 @@ impl Application {
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
         pruner.abort();
-        match tokio::time::timeout(grace, server).await {
+        let served = match tokio::time::timeout(grace, server).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(std::io::Error::other(join)),
             Err(_) => {
                 tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
                 Ok(())
             }
-        }
+        };
+        state.store.close().await;
+        served
     }
 }
 

@@ -106,6 +106,8 @@ pub trait Storage: UserStore + DeviceStore + KeyStore + RoomStore + MessageStore
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Closes the pool gracefully (SQLite checkpoints its WAL); later calls fail.
+    async fn close(&self);
 }
 
 /// Connection settings common to both backends.

@@ -594,6 +594,10 @@ macro_rules! impl_storage {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
             }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
         }
     };
 }

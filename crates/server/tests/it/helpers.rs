@@ -1,0 +1,134 @@
+use std::net::SocketAddr;
+
+use iyagi_server::{Application, AppState, Settings};
+use reqwest::{Client, Method, Response};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A running server and a client for it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Settings for tests: port 0, the given database, cheap password hashing.
+pub fn test_settings(database_url: &str) -> Settings {
+    let mut settings = Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.database.url = database_url.to_owned();
+    settings.database.max_connections = 4;
+    // Real argon2id, at a cost that keeps the suite fast.
+    settings.auth.password.memory_kib = 256;
+    settings.auth.password.iterations = 1;
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn(database_url: &str) -> TestApp {
+        TestApp::spawn_with(test_settings(database_url)).await
+    }
+
+    pub async fn spawn_with(settings: Settings) -> TestApp {
+        let app = Application::build(settings).await.expect("build app");
+        let addr = app.local_addr();
+        let state = app.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        TestApp { addr, client: Client::new(), state, stop: Some(stop), server: Some(server) }
+    }
+
+    /// Stops the server and waits until it has shut down.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server ran");
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.call(Method::POST, path, None, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn register(&self, username: &str, password: &str) -> Value {
+        let response = self.post("/v1/auth/register", json!({"username": username, "password": password})).await;
+        assert_eq!(response.status(), 201, "register {username}");
+        response.json().await.expect("json")
+    }
+
+    pub async fn login(&self, username: &str, password: &str, device: &str) -> Tokens {
+        let response = self
+            .post(
+                "/v1/auth/login",
+                json!({"username": username, "password": password,
+                       "device": {"id": device, "platform": "android", "name": format!("{device} of {username}")}}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "login {username}/{device}");
+        Tokens::from(response.json::<Value>().await.expect("json"))
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post("/v1/auth/refresh", json!({"refresh_token": refresh_token})).await
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub user_id: String,
+}
+
+impl From<Value> for Tokens {
+    fn from(v: Value) -> Tokens {
+        Tokens {
+            access: v["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: v["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            user_id: v["user_id"].as_str().expect("user_id").to_owned(),
+        }
+    }
+}
+
+/// Asserts an error response: status and stable code; returns the body.
+pub async fn expect_error(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status for expected {code}");
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "error has a message: {body}");
+    body
+}
