@@ -51,7 +51,10 @@ impl SigningKeys {
             let pem = std::fs::read_to_string(path)
                 .map_err(|e| AuthError::Keys(format!("cannot read {}: {e}", path.display())))?;
             let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-                AuthError::Keys(format!("{} is not an Ed25519 PKCS#8 PEM key: {e}", path.display()))
+                AuthError::Keys(format!(
+                    "{} is not an Ed25519 PKCS#8 PEM key: {e}",
+                    path.display()
+                ))
             })?;
             keys.push((kid_for(&key), key));
         }
@@ -60,11 +63,16 @@ impl SigningKeys {
 
     /// Loads the keys kept in the database, generating the first one if there
     /// is none. The newest key signs.
-    pub async fn load_or_generate(store: &dyn KeyStore, now_ms: i64) -> Result<SigningKeys, AuthError> {
+    pub async fn load_or_generate(
+        store: &dyn KeyStore,
+        now_ms: i64,
+    ) -> Result<SigningKeys, AuthError> {
         let mut records = store.signing_keys().await?;
         if records.is_empty() {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
-            let der = key.to_pkcs8_der().map_err(|e| AuthError::Keys(e.to_string()))?;
+            let der = key
+                .to_pkcs8_der()
+                .map_err(|e| AuthError::Keys(e.to_string()))?;
             let record = SigningKeyRecord {
                 kid: GENERATED_KID.to_owned(),
                 algorithm: ALGORITHM.to_owned(),
@@ -80,10 +88,14 @@ impl SigningKeys {
         // Stored oldest first; the newest signs.
         for record in records.iter().rev() {
             if record.algorithm != ALGORITHM {
-                return Err(AuthError::Keys(format!("stored key {} has unsupported algorithm", record.kid)));
+                return Err(AuthError::Keys(format!(
+                    "stored key {} has unsupported algorithm",
+                    record.kid
+                )));
             }
-            let key = SigningKey::from_pkcs8_der(&record.private_der)
-                .map_err(|e| AuthError::Keys(format!("stored key {} is unreadable: {e}", record.kid)))?;
+            let key = SigningKey::from_pkcs8_der(&record.private_der).map_err(|e| {
+                AuthError::Keys(format!("stored key {} is unreadable: {e}", record.kid))
+            })?;
             keys.push((record.kid.clone(), key));
         }
         SigningKeys::from_keys(keys)
@@ -93,7 +105,9 @@ impl SigningKeys {
         let Some((active_kid, active_key)) = keys.first() else {
             return Err(AuthError::Keys("no signing key".to_owned()));
         };
-        let der = active_key.to_pkcs8_der().map_err(|e| AuthError::Keys(e.to_string()))?;
+        let der = active_key
+            .to_pkcs8_der()
+            .map_err(|e| AuthError::Keys(e.to_string()))?;
         let mut verifiers = HashMap::new();
         let mut public = Vec::new();
         for (kid, key) in &keys {

@@ -8,8 +8,8 @@ use std::num::NonZeroU32;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::settings::RateLimitSettings;
 use crate::AuthError;
+use crate::settings::RateLimitSettings;
 
 pub struct LoginLimiter {
     per_account: DefaultKeyedRateLimiter<String>,
@@ -27,7 +27,9 @@ impl LoginLimiter {
         LoginLimiter {
             per_account: RateLimiter::keyed(per_minute(settings.login_per_account_per_minute)),
             per_address: RateLimiter::keyed(per_minute(settings.login_per_address_per_minute)),
-            register_per_address: RateLimiter::keyed(per_minute(settings.register_per_address_per_minute)),
+            register_per_address: RateLimiter::keyed(per_minute(
+                settings.register_per_address_per_minute,
+            )),
             clock: DefaultClock::default(),
         }
     }
@@ -53,7 +55,9 @@ impl LoginLimiter {
     ) -> Result<(), AuthError> {
         outcome.map_err(|not_until| {
             let wait = not_until.wait_time_from(self.clock.now());
-            AuthError::RateLimited { retry_after_secs: wait.as_secs().max(1) }
+            AuthError::RateLimited {
+                retry_after_secs: wait.as_secs().max(1),
+            }
         })
     }
 

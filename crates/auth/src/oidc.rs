@@ -13,9 +13,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use tokio::sync::{Mutex, RwLock};
 
+use crate::AuthError;
 use crate::settings::OidcSettings;
 use crate::tokens::classify;
-use crate::AuthError;
 
 /// Who an external token says the caller is.
 #[derive(Debug, Clone)]
@@ -56,11 +56,14 @@ impl OidcVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<ExternalIdentity, AuthError> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Unauthenticated("malformed token"))?;
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Unauthenticated("malformed token"))?;
         if !ACCEPTED.contains(&header.alg) {
             return Err(AuthError::Unauthenticated("unexpected algorithm"));
         }
-        let kid = header.kid.ok_or(AuthError::Unauthenticated("token has no key id"))?;
+        let kid = header
+            .kid
+            .ok_or(AuthError::Unauthenticated("token has no key id"))?;
         let key = self.key(&kid).await?;
 
         let mut validation = Validation::new(header.alg);
@@ -88,7 +91,11 @@ impl OidcVerifier {
             .iter()
             .find_map(|claim| claims.get(claim).and_then(Value::as_str))
             .map(str::to_owned);
-        Ok(ExternalIdentity { issuer: self.settings.issuer.clone(), subject, username_hint })
+        Ok(ExternalIdentity {
+            issuer: self.settings.issuer.clone(),
+            subject,
+            username_hint,
+        })
     }
 
     fn audience_matches(&self, claims: &HashMap<String, Value>) -> bool {
@@ -118,7 +125,9 @@ impl OidcVerifier {
         let fresh = self.fetch_jwks().await?;
         let mut keys = self.keys.write().await;
         *keys = fresh;
-        keys.get(kid).cloned().ok_or(AuthError::Unauthenticated("unknown key id"))
+        keys.get(kid)
+            .cloned()
+            .ok_or(AuthError::Unauthenticated("unknown key id"))
     }
 
     async fn fetch_jwks(&self) -> Result<HashMap<String, DecodingKey>, AuthError> {
@@ -140,7 +149,9 @@ impl OidcVerifier {
             })?;
         let mut keys = HashMap::new();
         for jwk in &set.keys {
-            let Some(kid) = jwk.common.key_id.clone() else { continue };
+            let Some(kid) = jwk.common.key_id.clone() else {
+                continue;
+            };
             match DecodingKey::from_jwk(jwk) {
                 Ok(key) => {
                     keys.insert(kid, key);

@@ -10,8 +10,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier,
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
-use crate::settings::PasswordSettings;
 use crate::AuthError;
+use crate::settings::PasswordSettings;
 
 #[derive(Clone)]
 pub(crate) struct PasswordHasher {
@@ -21,10 +21,20 @@ pub(crate) struct PasswordHasher {
 
 impl PasswordHasher {
     pub(crate) fn new(settings: &PasswordSettings) -> Result<PasswordHasher, AuthError> {
-        let params = Params::new(settings.memory_kib, settings.iterations, settings.parallelism, None)
-            .map_err(|e| AuthError::Internal(format!("invalid argon2 parameters: {e}")))?;
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        Ok(PasswordHasher { params, permits: Arc::new(Semaphore::new(cores * 2)) })
+        let params = Params::new(
+            settings.memory_kib,
+            settings.iterations,
+            settings.parallelism,
+            None,
+        )
+        .map_err(|e| AuthError::Internal(format!("invalid argon2 parameters: {e}")))?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Ok(PasswordHasher {
+            params,
+            permits: Arc::new(Semaphore::new(cores * 2)),
+        })
     }
 
     pub(crate) async fn hash(&self, password: String) -> Result<String, AuthError> {
@@ -45,14 +55,25 @@ impl PasswordHasher {
             // The stored hash carries its own parameters, so older hashes keep
             // verifying after the configured cost changes.
             PasswordHash::new(&hash)
-                .map(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    Argon2::default()
+                        .verify_password(password.as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
-        let _permit = self.permits.acquire().await.map_err(|_| AuthError::Internal("hasher closed".into()))?;
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Internal("hasher closed".into()))?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| AuthError::Internal(format!("hashing task failed: {e}")))

@@ -64,7 +64,10 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    pub async fn new(store: Arc<dyn Storage>, settings: AuthSettings) -> Result<AuthService, AuthError> {
+    pub async fn new(
+        store: Arc<dyn Storage>,
+        settings: AuthSettings,
+    ) -> Result<AuthService, AuthError> {
         let keys = if settings.signing_key_files.is_empty() {
             SigningKeys::load_or_generate(store.as_ref(), now_ms()).await?
         } else {
@@ -78,7 +81,16 @@ impl AuthService {
         };
         let limiter = LoginLimiter::new(&settings.rate_limit);
         let (revocations, _) = broadcast::channel(1024);
-        Ok(AuthService { store, settings, keys, hasher, dummy_hash, oidc, limiter, revocations })
+        Ok(AuthService {
+            store,
+            settings,
+            keys,
+            hasher,
+            dummy_hash,
+            oidc,
+            limiter,
+            revocations,
+        })
     }
 
     pub fn keys(&self) -> &SigningKeys {
@@ -93,11 +105,21 @@ impl AuthService {
         self.revocations.subscribe()
     }
 
-    pub async fn register(&self, client: IpAddr, username: &str, password: &str) -> Result<UserRecord, AuthError> {
+    pub async fn register(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: &str,
+    ) -> Result<UserRecord, AuthError> {
         let username = Username::parse(username)?;
         let password = Password::parse(password)?;
         self.limiter.check_register(client)?;
-        if self.store.user_by_username(username.as_str()).await?.is_some() {
+        if self
+            .store
+            .user_by_username(username.as_str())
+            .await?
+            .is_some()
+        {
             return Err(AuthError::UsernameTaken);
         }
         let hash = self.hasher.hash(password.expose().to_owned()).await?;
@@ -131,7 +153,8 @@ impl AuthService {
         // Malformed usernames and passwords can never match: answer exactly
         // as for a wrong password, but still count the attempt.
         let username = Username::parse(username).ok();
-        self.limiter.check_login(client, username.as_ref().map(Username::as_str))?;
+        self.limiter
+            .check_login(client, username.as_ref().map(Username::as_str))?;
         let user = match &username {
             Some(name) => self.store.user_by_username(name.as_str()).await?,
             None => None,
@@ -139,7 +162,12 @@ impl AuthService {
         let stored_hash = user.as_ref().and_then(|u| u.password_hash.clone());
         let matches = self
             .hasher
-            .verify(password.to_owned(), stored_hash.clone().unwrap_or_else(|| self.dummy_hash.clone()))
+            .verify(
+                password.to_owned(),
+                stored_hash
+                    .clone()
+                    .unwrap_or_else(|| self.dummy_hash.clone()),
+            )
             .await?;
         let user = match user {
             Some(user) if matches && stored_hash.is_some() => user,
@@ -179,13 +207,18 @@ impl AuthService {
             })
             .await?;
         match outcome {
-            RotateOutcome::Rotated(session) => self.issue(session.user_id, session.id, &session.device_id, new_token),
+            RotateOutcome::Rotated(session) => {
+                self.issue(session.user_id, session.id, &session.device_id, new_token)
+            }
             RotateOutcome::Reused(session) => {
                 tracing::warn!(
                     user_id = %session.user_id, device_id = session.device_id, session_id = %session.id,
                     "refresh token reused: device session revoked"
                 );
-                self.announce(Revocation::Session { user_id: session.user_id, session_id: session.id });
+                self.announce(Revocation::Session {
+                    user_id: session.user_id,
+                    session_id: session.id,
+                });
                 Err(AuthError::RefreshTokenReused)
             }
             RotateOutcome::Invalid => Err(AuthError::InvalidRefreshToken),
@@ -195,7 +228,8 @@ impl AuthService {
     /// Checks a bearer token: iyagi's own (signature, expiry, and that its
     /// device session is still live) or, if configured, an external issuer's.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AuthError> {
-        let issuer = tokens::unverified_issuer(token).ok_or(AuthError::Unauthenticated("malformed token"))?;
+        let issuer = tokens::unverified_issuer(token)
+            .ok_or(AuthError::Unauthenticated("malformed token"))?;
         if issuer == self.settings.issuer {
             let claims = tokens::verify(
                 &self.keys,
@@ -204,39 +238,64 @@ impl AuthService {
                 &self.settings.audience,
                 self.settings.clock_skew_secs,
             )?;
-            let live = self.store.session(claims.sid).await?.is_some_and(|s| s.is_active() && s.user_id == claims.sub);
+            let live = self
+                .store
+                .session(claims.sid)
+                .await?
+                .is_some_and(|s| s.is_active() && s.user_id == claims.sub);
             if !live {
                 return Err(AuthError::Unauthenticated("session revoked"));
             }
-            return Ok(Principal { user_id: claims.sub, device_id: Some(claims.did), session_id: Some(claims.sid) });
+            return Ok(Principal {
+                user_id: claims.sub,
+                device_id: Some(claims.did),
+                session_id: Some(claims.sid),
+            });
         }
         match &self.oidc {
             Some(oidc) if oidc.issuer() == issuer => {
                 let identity = oidc.verify(token).await?;
                 let user = self.external_user(identity).await?;
-                Ok(Principal { user_id: user.id, device_id: None, session_id: None })
+                Ok(Principal {
+                    user_id: user.id,
+                    device_id: None,
+                    session_id: None,
+                })
             }
             _ => Err(AuthError::Unauthenticated("wrong issuer")),
         }
     }
 
     pub async fn user(&self, id: Uuid) -> Result<UserRecord, AuthError> {
-        self.store.user_by_id(id).await?.ok_or(AuthError::Unauthenticated("user no longer exists"))
+        self.store
+            .user_by_id(id)
+            .await?
+            .ok_or(AuthError::Unauthenticated("user no longer exists"))
     }
 
     /// Revokes the caller's device session. External tokens have no local
     /// session; for them this does nothing.
     pub async fn logout(&self, principal: &Principal) -> Result<(), AuthError> {
         if let Some(session_id) = principal.session_id {
-            self.store.revoke_session(session_id, "logout", now_ms()).await?;
-            self.announce(Revocation::Session { user_id: principal.user_id, session_id });
+            self.store
+                .revoke_session(session_id, "logout", now_ms())
+                .await?;
+            self.announce(Revocation::Session {
+                user_id: principal.user_id,
+                session_id,
+            });
         }
         Ok(())
     }
 
     pub async fn logout_all(&self, principal: &Principal) -> Result<u64, AuthError> {
-        let count = self.store.revoke_user_sessions(principal.user_id, "logout_all", now_ms()).await?;
-        self.announce(Revocation::AllSessionsOf { user_id: principal.user_id });
+        let count = self
+            .store
+            .revoke_user_sessions(principal.user_id, "logout_all", now_ms())
+            .await?;
+        self.announce(Revocation::AllSessionsOf {
+            user_id: principal.user_id,
+        });
         Ok(count)
     }
 
@@ -244,19 +303,32 @@ impl AuthService {
         Ok(self.store.devices(principal.user_id).await?)
     }
 
-    pub async fn remove_device(&self, principal: &Principal, device_id: &str) -> Result<(), AuthError> {
+    pub async fn remove_device(
+        &self,
+        principal: &Principal,
+        device_id: &str,
+    ) -> Result<(), AuthError> {
         let revoked = self
             .store
             .remove_device(principal.user_id, device_id, now_ms())
             .await?
             .ok_or(AuthError::DeviceNotFound)?;
         for session_id in revoked {
-            self.announce(Revocation::Session { user_id: principal.user_id, session_id });
+            self.announce(Revocation::Session {
+                user_id: principal.user_id,
+                session_id,
+            });
         }
         Ok(())
     }
 
-    fn issue(&self, user_id: Uuid, session_id: Uuid, device_id: &str, refresh_token: String) -> Result<IssuedTokens, AuthError> {
+    fn issue(
+        &self,
+        user_id: Uuid,
+        session_id: Uuid,
+        device_id: &str,
+        refresh_token: String,
+    ) -> Result<IssuedTokens, AuthError> {
         let now_secs = (now_ms() / 1000) as u64;
         let claims = AccessClaims {
             iss: self.settings.issuer.clone(),
@@ -280,12 +352,28 @@ impl AuthService {
 
     /// The local user of an external identity, created on first sight.
     async fn external_user(&self, identity: ExternalIdentity) -> Result<UserRecord, AuthError> {
-        if let Some(user) = self.store.user_by_external(&identity.issuer, &identity.subject).await? {
+        if let Some(user) = self
+            .store
+            .user_by_external(&identity.issuer, &identity.subject)
+            .await?
+        {
             return Ok(user);
         }
-        let fallback = format!("u_{}", hex_prefix(&Sha256::digest(format!("{}|{}", identity.issuer, identity.subject))));
-        let preferred = identity.username_hint.as_deref().and_then(|hint| Username::parse(hint).ok());
-        let candidates = preferred.map(|u| u.as_str().to_owned()).into_iter().chain([fallback]);
+        let fallback = format!(
+            "u_{}",
+            hex_prefix(&Sha256::digest(format!(
+                "{}|{}",
+                identity.issuer, identity.subject
+            )))
+        );
+        let preferred = identity
+            .username_hint
+            .as_deref()
+            .and_then(|hint| Username::parse(hint).ok());
+        let candidates = preferred
+            .map(|u| u.as_str().to_owned())
+            .into_iter()
+            .chain([fallback]);
         for username in candidates {
             let created = self
                 .store
@@ -306,14 +394,20 @@ impl AuthService {
                 Err(StoreError::Conflict) => {
                     // Either the username is taken (try the next), or a
                     // concurrent request created this very identity.
-                    if let Some(user) = self.store.user_by_external(&identity.issuer, &identity.subject).await? {
+                    if let Some(user) = self
+                        .store
+                        .user_by_external(&identity.issuer, &identity.subject)
+                        .await?
+                    {
                         return Ok(user);
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(AuthError::Internal("no free username for external identity".to_owned()))
+        Err(AuthError::Internal(
+            "no free username for external identity".to_owned(),
+        ))
     }
 
     fn refresh_ttl_ms(&self) -> i64 {

@@ -54,7 +54,11 @@ pub struct PasswordSettings {
 
 impl Default for PasswordSettings {
     fn default() -> Self {
-        PasswordSettings { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        PasswordSettings {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 
@@ -98,7 +102,11 @@ pub struct OidcSettings {
 }
 
 fn default_username_claims() -> Vec<String> {
-    vec!["cognito:username".to_owned(), "preferred_username".to_owned(), "username".to_owned()]
+    vec![
+        "cognito:username".to_owned(),
+        "preferred_username".to_owned(),
+        "username".to_owned(),
+    ]
 }
 
 fn default_refetch() -> u64 {

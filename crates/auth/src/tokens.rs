@@ -6,8 +6,8 @@ use jsonwebtoken::{Algorithm, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::keys::SigningKeys;
 use crate::AuthError;
+use crate::keys::SigningKeys;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
@@ -28,7 +28,8 @@ pub(crate) fn sign(keys: &SigningKeys, claims: &AccessClaims) -> Result<String, 
     let (kid, key) = keys.active();
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some(kid.to_owned());
-    jsonwebtoken::encode(&header, claims, key).map_err(|e| AuthError::Internal(format!("signing failed: {e}")))
+    jsonwebtoken::encode(&header, claims, key)
+        .map_err(|e| AuthError::Internal(format!("signing failed: {e}")))
 }
 
 pub(crate) fn verify(
@@ -38,12 +39,17 @@ pub(crate) fn verify(
     audience: &str,
     leeway_secs: u64,
 ) -> Result<AccessClaims, AuthError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Unauthenticated("malformed token"))?;
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| AuthError::Unauthenticated("malformed token"))?;
     if header.alg != Algorithm::EdDSA {
         return Err(AuthError::Unauthenticated("unexpected algorithm"));
     }
-    let kid = header.kid.ok_or(AuthError::Unauthenticated("token has no key id"))?;
-    let key = keys.verifier(&kid).ok_or(AuthError::Unauthenticated("unknown key id"))?;
+    let kid = header
+        .kid
+        .ok_or(AuthError::Unauthenticated("token has no key id"))?;
+    let key = keys
+        .verifier(&kid)
+        .ok_or(AuthError::Unauthenticated("unknown key id"))?;
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&[issuer]);
     validation.set_audience(&[audience]);

@@ -23,7 +23,9 @@ impl Username {
     pub fn parse(raw: &str) -> Result<Username, ValidationError> {
         let lower = raw.to_lowercase();
         let len = lower.chars().count();
-        let charset_ok = lower.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+        let charset_ok = lower
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
         if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) || !charset_ok {
             return Err(ValidationError(format!(
                 "username must be {USERNAME_MIN} to {USERNAME_MAX} characters of a-z, 0-9, '_', '.', '-'"
@@ -69,7 +71,9 @@ impl DeviceId {
     pub fn parse(raw: &str) -> Result<DeviceId, ValidationError> {
         let ok = !raw.is_empty()
             && raw.len() <= DEVICE_ID_MAX
-            && raw.chars().all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+            && raw
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
         if !ok {
             return Err(ValidationError(format!(
                 "device id must be 1 to {DEVICE_ID_MAX} characters of A-Z, a-z, 0-9, '_', '.', ':', '-'"
@@ -87,7 +91,9 @@ impl DeviceId {
 pub fn device_name(raw: Option<&str>) -> Result<Option<String>, ValidationError> {
     match raw {
         None => Ok(None),
-        Some(name) if name.chars().count() <= DEVICE_NAME_MAX && !name.chars().any(char::is_control) => {
+        Some(name)
+            if name.chars().count() <= DEVICE_NAME_MAX && !name.chars().any(char::is_control) =>
+        {
             Ok(Some(name.to_owned()))
         }
         Some(_) => Err(ValidationError(format!(
@@ -106,7 +112,15 @@ mod tests {
             assert!(Username::parse(ok).is_ok(), "{ok}");
         }
         assert_eq!(Username::parse("MinJi").unwrap().as_str(), "minji");
-        for bad in ["", "ab", &"x".repeat(33), "has space", "ünï", "semi;colon", "a\nb"] {
+        for bad in [
+            "",
+            "ab",
+            &"x".repeat(33),
+            "has space",
+            "ünï",
+            "semi;colon",
+            "a\nb",
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?}");
         }
     }

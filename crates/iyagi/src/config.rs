@@ -27,11 +27,17 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settin
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(
-        Env::prefixed("IYAGI_")
-            .split("__")
-            .filter(|key| SECTIONS.iter().any(|section| key.as_str().starts_with(&format!("{section}__")))),
-    );
+    // Filter before split: the filter sees `database__url`, split turns it
+    // into the nested key `database.url`.
+    let env = Env::prefixed("IYAGI_")
+        .filter(|key| {
+            SECTIONS
+                .iter()
+                // UncasedStr::starts_with ignores case, as env names are upper-case.
+                .any(|section| key.starts_with(&format!("{section}__")))
+        })
+        .split("__");
+    figment = figment.merge(env);
     if let Some(listen) = &overrides.listen {
         figment = figment.merge(Serialized::default("server.listen", listen));
     }
@@ -41,7 +47,10 @@ pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settin
     if let Some(level) = &overrides.log_level {
         figment = figment.merge(Serialized::default("log.level", level));
     }
-    figment.extract::<Settings>().map_err(describe).context("invalid configuration")
+    figment
+        .extract::<Settings>()
+        .map_err(describe)
+        .context("invalid configuration")
 }
 
 /// Figment's errors name the key, the bad value and where it came from;
@@ -60,29 +69,53 @@ mod tests {
     use super::*;
 
     fn no_overrides() -> Overrides {
-        Overrides { listen: None, database_url: None, log_level: None }
+        Overrides {
+            listen: None,
+            database_url: None,
+            log_level: None,
+        }
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's signature, not ours
     fn layers_file_env_and_flags_and_names_bad_keys() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("iyagi.toml", "[server]\nlisten = \"127.0.0.1:9000\"\n[database]\nmax_connections = 3\n")?;
+            jail.create_file(
+                "iyagi.toml",
+                "[server]\nlisten = \"127.0.0.1:9000\"\n[database]\nmax_connections = 3\n",
+            )?;
             jail.set_env("IYAGI_DATABASE__MAX_CONNECTIONS", "7");
             jail.set_env("IYAGI_TEST_POSTGRES_URL", "postgres://ignored");
             let settings = load(Some(Path::new("iyagi.toml")), &no_overrides()).expect("loads");
             assert_eq!(settings.server.listen.port(), 9000);
             assert_eq!(settings.database.max_connections, 7, "env wins over file");
 
-            let flags = Overrides { listen: Some("127.0.0.1:9100".into()), ..no_overrides() };
-            assert_eq!(load(Some(Path::new("iyagi.toml")), &flags).expect("loads").server.listen.port(), 9100);
+            let flags = Overrides {
+                listen: Some("127.0.0.1:9100".into()),
+                ..no_overrides()
+            };
+            assert_eq!(
+                load(Some(Path::new("iyagi.toml")), &flags)
+                    .expect("loads")
+                    .server
+                    .listen
+                    .port(),
+                9100
+            );
 
             jail.set_env("IYAGI_DATABASE__MAX_CONNECTIONS", "many");
             let err = format!("{:#}", load(None, &no_overrides()).expect_err("bad value"));
-            assert!(err.contains("database.max_connections") && err.contains("many"), "{err}");
+            assert!(
+                err.to_lowercase().contains("database.max_connections") && err.contains("many"),
+                "{err}"
+            );
 
             jail.set_env("IYAGI_DATABASE__MAX_CONNECTIONS", "7");
             jail.create_file("typo.toml", "[server]\nlisten_port = 1\n")?;
-            let err = format!("{:#}", load(Some(Path::new("typo.toml")), &no_overrides()).expect_err("unknown key"));
+            let err = format!(
+                "{:#}",
+                load(Some(Path::new("typo.toml")), &no_overrides()).expect_err("unknown key")
+            );
             assert!(err.contains("listen_port"), "{err}");
             Ok(())
         });

@@ -13,7 +13,11 @@ use iyagi_server::{Application, LogFormat, Settings};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "iyagi", version, about = "iyagi: a real-time chat backend in one binary")]
+#[command(
+    name = "iyagi",
+    version,
+    about = "iyagi: a real-time chat backend in one binary"
+)]
 struct Cli {
     /// TOML configuration file. Settings are layered: built-in defaults, then
     /// this file, then IYAGI_* environment variables (IYAGI_SECTION__KEY,
@@ -64,7 +68,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => {
             let settings = load(cli.config.as_deref(), &args)?;
             init_tracing(&settings);
-            let app = Application::build(settings).await.context("starting iyagi")?;
+            let app = Application::build(settings)
+                .await
+                .context("starting iyagi")?;
             tracing::info!(address = %app.local_addr(), "iyagi is serving");
             app.run_until(shutdown_signal()).await.context("serving")?;
             tracing::info!("stopped");
@@ -85,12 +91,15 @@ fn load(file: Option<&std::path::Path>, args: &ServeArgs) -> anyhow::Result<Sett
         log_level: args.log_level.clone(),
     };
     let settings = config::load(file, &overrides)?;
-    settings.validate().map_err(|msg| anyhow::anyhow!("invalid configuration: {msg}"))?;
+    settings
+        .validate()
+        .map_err(|msg| anyhow::anyhow!("invalid configuration: {msg}"))?;
     Ok(settings)
 }
 
 fn init_tracing(settings: &Settings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match settings.log.format {
         LogFormat::Json => builder.json().with_current_span(true).init(),

@@ -4,9 +4,9 @@
 //! errors pick the stable [`ErrorCode`]; internal causes are logged (inside
 //! the request's span, so with its request id) and never shown to clients.
 
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use iyagi_auth::AuthError;
 use iyagi_protocol::{ErrorBody, ErrorCode};
 use iyagi_store::StoreError;
@@ -20,7 +20,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into(), retry_after_secs: None }
+        ApiError {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
     }
 
     pub fn not_found() -> ApiError {
@@ -29,7 +33,10 @@ impl ApiError {
 
     fn internal(cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "request failed");
-        ApiError::new(ErrorCode::Internal, "internal error; see the server log for this request id")
+        ApiError::new(
+            ErrorCode::Internal,
+            "internal error; see the server log for this request id",
+        )
     }
 }
 
@@ -37,7 +44,10 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
         if err.is_unavailable() {
             tracing::error!(error = %err, "database unavailable");
-            return ApiError::new(ErrorCode::Unavailable, "the database is unavailable; retry later");
+            return ApiError::new(
+                ErrorCode::Unavailable,
+                "the database is unavailable; retry later",
+            );
         }
         ApiError::internal(&err)
     }
@@ -47,15 +57,24 @@ impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> ApiError {
         match err {
             AuthError::Validation(e) => ApiError::new(ErrorCode::ValidationFailed, e.0),
-            AuthError::UsernameTaken => ApiError::new(ErrorCode::UsernameTaken, "username is already taken"),
-            AuthError::InvalidCredentials => ApiError::new(ErrorCode::InvalidCredentials, "invalid username or password"),
+            AuthError::UsernameTaken => {
+                ApiError::new(ErrorCode::UsernameTaken, "username is already taken")
+            }
+            AuthError::InvalidCredentials => ApiError::new(
+                ErrorCode::InvalidCredentials,
+                "invalid username or password",
+            ),
             AuthError::Unauthenticated(reason) => {
                 tracing::debug!(reason, "authentication failed");
-                ApiError::new(ErrorCode::Unauthenticated, "missing, invalid, expired or revoked access token")
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "missing, invalid, expired or revoked access token",
+                )
             }
-            AuthError::InvalidRefreshToken => {
-                ApiError::new(ErrorCode::InvalidRefreshToken, "refresh token is invalid, expired or revoked")
-            }
+            AuthError::InvalidRefreshToken => ApiError::new(
+                ErrorCode::InvalidRefreshToken,
+                "refresh token is invalid, expired or revoked",
+            ),
             AuthError::RefreshTokenReused => ApiError::new(
                 ErrorCode::RefreshTokenReused,
                 "refresh token was already used; this device has been signed out, log in again",
@@ -74,15 +93,25 @@ impl From<AuthError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (status, Json(ErrorBody { code: self.code, message: self.message })).into_response();
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                code: self.code,
+                message: self.message,
+            }),
+        )
+            .into_response();
         if let Some(secs) = self.retry_after_secs {
-            if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if self.code == ErrorCode::Unauthenticated {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -23,12 +23,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(request, state).await?;
+        let axum::Json(value) =
+            axum::Json::<serde_json::Value>::from_request(request, state).await?;
         if !value.is_object() {
-            return Err(ApiError::new(ErrorCode::InvalidRequest, "request body must be a JSON object"));
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "request body must be a JSON object",
+            ));
         }
         serde_json::from_value(value).map(ApiJson).map_err(|e| {
-            ApiError::new(ErrorCode::InvalidRequest, format!("request body does not match the expected shape: {e}"))
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("request body does not match the expected shape: {e}"),
+            )
         })
     }
 }
@@ -36,12 +43,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> ApiError {
         match rejection {
-            JsonRejection::JsonSyntaxError(e) => {
-                ApiError::new(ErrorCode::MalformedJson, format!("request body is not valid JSON: {}", e.body_text()))
-            }
+            JsonRejection::JsonSyntaxError(e) => ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("request body is not valid JSON: {}", e.body_text()),
+            ),
             JsonRejection::JsonDataError(e) => ApiError::new(
                 ErrorCode::InvalidRequest,
-                format!("request body does not match the expected shape: {}", e.body_text()),
+                format!(
+                    "request body does not match the expected shape: {}",
+                    e.body_text()
+                ),
             ),
             JsonRejection::MissingJsonContentType(_) => ApiError::new(
                 ErrorCode::UnsupportedMediaType,
@@ -61,15 +72,26 @@ pub struct Authenticated(pub Principal);
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "missing Authorization: Bearer token"))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    "missing Authorization: Bearer token",
+                )
+            })?;
         let principal = state.auth.authenticate(token).await?;
         Ok(Authenticated(principal))
     }

@@ -49,7 +49,11 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings { url: "sqlite://./data/iyagi.db".to_owned(), max_connections: 10, acquire_timeout_secs: 5 }
+        DatabaseSettings {
+            url: "sqlite://./data/iyagi.db".to_owned(),
+            max_connections: 10,
+            acquire_timeout_secs: 5,
+        }
     }
 }
 
@@ -73,7 +77,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { level: "info".to_owned(), format: LogFormat::Pretty }
+        LogSettings {
+            level: "info".to_owned(),
+            format: LogFormat::Pretty,
+        }
     }
 }
 
@@ -81,18 +88,36 @@ impl Settings {
     /// Checks what types alone cannot. The message names the key and value.
     pub fn validate(&self) -> Result<(), String> {
         let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
             return Err(format!(
                 "database.url = {url:?} is invalid: it must start with sqlite: or postgres:"
             ));
         }
         let positive: [(&str, u64); 6] = [
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
-            ("database.max_connections", u64::from(self.database.max_connections)),
-            ("auth.access_token_ttl_secs", self.auth.access_token_ttl_secs),
-            ("auth.refresh_token_ttl_secs", self.auth.refresh_token_ttl_secs),
-            ("auth.password.memory_kib", u64::from(self.auth.password.memory_kib)),
-            ("auth.password.iterations", u64::from(self.auth.password.iterations)),
+            (
+                "database.max_connections",
+                u64::from(self.database.max_connections),
+            ),
+            (
+                "auth.access_token_ttl_secs",
+                self.auth.access_token_ttl_secs,
+            ),
+            (
+                "auth.refresh_token_ttl_secs",
+                self.auth.refresh_token_ttl_secs,
+            ),
+            (
+                "auth.password.memory_kib",
+                u64::from(self.auth.password.memory_kib),
+            ),
+            (
+                "auth.password.iterations",
+                u64::from(self.auth.password.iterations),
+            ),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -101,7 +126,10 @@ impl Settings {
         }
         if let Some(oidc) = &self.auth.oidc {
             if !(oidc.jwks_url.starts_with("https://") || oidc.jwks_url.starts_with("http://")) {
-                return Err(format!("auth.oidc.jwks_url = {:?} is invalid: it must be an http(s) URL", oidc.jwks_url));
+                return Err(format!(
+                    "auth.oidc.jwks_url = {:?} is invalid: it must be an http(s) URL",
+                    oidc.jwks_url
+                ));
             }
             if oidc.issuer.is_empty() || oidc.audience.is_empty() {
                 return Err("auth.oidc.issuer and auth.oidc.audience must not be empty".to_owned());

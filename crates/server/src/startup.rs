@@ -31,7 +31,10 @@ pub enum StartupError {
     #[error("cannot start the token service: {0}")]
     Auth(#[from] AuthError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A server whose storage is open and whose listener is bound.
@@ -61,14 +64,23 @@ impl Application {
         };
         let listener = TcpListener::bind(settings.server.listen)
             .await
-            .map_err(|source| StartupError::Bind { addr: settings.server.listen, source })?;
+            .map_err(|source| StartupError::Bind {
+                addr: settings.server.listen,
+                source,
+            })?;
         let router = router(state.clone());
-        Ok(Application { listener, router, state })
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
     }
 
     /// The bound address (with the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().unwrap_or(self.state.settings.server.listen)
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.settings.server.listen)
     }
 
     pub fn state(&self) -> &AppState {
@@ -77,17 +89,27 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then stops accepting and waits up to
     /// `server.shutdown_grace_secs` for in-flight requests.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
-        let Application { listener, router, state } = self;
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Application {
+            listener,
+            router,
+            state,
+        } = self;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
         let pruner = tokio::spawn(prune_limiters(state.clone(), stop_rx.clone()));
         let mut serve_stop = stop_rx.clone();
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
-                let _ = serve_stop.wait_for(|stopped| *stopped).await;
-            });
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = serve_stop.wait_for(|stopped| *stopped).await;
+        });
         let server = tokio::spawn(async move { server.await });
 
         shutdown.await;
@@ -98,7 +120,10 @@ impl Application {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(std::io::Error::other(join)),
             Err(_) => {
-                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "in-flight requests did not finish in time"
+                );
                 Ok(())
             }
         };

@@ -45,7 +45,8 @@ pub trait DeviceStore: Send + Sync {
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
     async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
     /// Revokes one session; returns whether it was active.
-    async fn revoke_session(&self, id: Uuid, reason: &str, now_ms: i64) -> Result<bool, StoreError>;
+    async fn revoke_session(&self, id: Uuid, reason: &str, now_ms: i64)
+    -> Result<bool, StoreError>;
     /// Revokes every active session of a user; returns how many.
     async fn revoke_user_sessions(
         &self,
@@ -79,7 +80,11 @@ pub trait RoomStore: Send + Sync {
     /// when `direct_key` names a direct room that already exists.
     async fn create_room(&self, room: &NewRoom) -> Result<RoomRecord, StoreError>;
     async fn room(&self, id: Uuid) -> Result<Option<RoomRecord>, StoreError>;
-    async fn member(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<MemberRecord>, StoreError>;
+    async fn member(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+    ) -> Result<Option<MemberRecord>, StoreError>;
     async fn members(&self, room_id: Uuid) -> Result<Vec<MemberRecord>, StoreError>;
 }
 
@@ -119,7 +124,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        StoreOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 

@@ -52,14 +52,22 @@ impl TestDb {
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("create temp dir");
         let url = format!("sqlite://{}/iyagi.db", dir.path().display());
-        TestDb { url, backend: Backend::Sqlite, _dir: Some(dir), pg: None }
+        TestDb {
+            url,
+            backend: Backend::Sqlite,
+            _dir: Some(dir),
+            pg: None,
+        }
     }
 
     /// A fresh schema in the database at `IYAGI_TEST_POSTGRES_URL`, or `None`
     /// when that is unset outside CI.
     pub async fn postgres() -> Option<TestDb> {
         let admin_url = service_url("IYAGI_TEST_POSTGRES_URL")?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let schema = format!("{SCHEMA_PREFIX}{now}_{}", uuid::Uuid::new_v4().simple());
         let mut conn = sqlx::PgConnection::connect(&admin_url)
             .await
@@ -71,23 +79,34 @@ impl TestDb {
             .expect("create test schema");
         let sep = if admin_url.contains('?') { '&' } else { '?' };
         let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-        Some(TestDb { url, backend: Backend::Postgres, _dir: None, pg: Some((admin_url, schema)) })
+        Some(TestDb {
+            url,
+            backend: Backend::Postgres,
+            _dir: None,
+            pg: Some((admin_url, schema)),
+        })
     }
 
     /// Opens the store (running migrations), with a small pool.
     pub async fn open(&self) -> Arc<dyn Storage> {
-        let options = StoreOptions { max_connections: 4, ..StoreOptions::default() };
-        iyagi_store::open(&self.url, &options).await.expect("open test store")
+        let options = StoreOptions {
+            max_connections: 4,
+            ..StoreOptions::default()
+        };
+        iyagi_store::open(&self.url, &options)
+            .await
+            .expect("open test store")
     }
 
     /// Drops the PostgreSQL schema (the SQLite directory goes on drop).
     pub async fn cleanup(self) {
-        if let Some((admin_url, schema)) = &self.pg {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")))
-                    .execute(&mut conn)
-                    .await;
-            }
+        if let Some((admin_url, schema)) = &self.pg
+            && let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await
+        {
+            let drop = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut conn)
+                .await;
         }
     }
 }
@@ -106,9 +125,11 @@ async fn sweep_stale_schemas(conn: &mut sqlx::PgConnection, now: u64) {
             .and_then(|rest| rest.split('_').next())
             .and_then(|ts| ts.parse::<u64>().ok());
         if created.is_some_and(|ts| ts + STALE_SCHEMA_SECS < now) {
-            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
-                .execute(&mut *conn)
-                .await;
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE"
+            )))
+            .execute(&mut *conn)
+            .await;
         }
     }
 }

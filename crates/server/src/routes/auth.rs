@@ -6,7 +6,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use iyagi_auth::IssuedTokens;
 use iyagi_protocol::ErrorBody;
-use iyagi_protocol::auth::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserView};
+use iyagi_protocol::auth::{
+    LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserView,
+};
 use iyagi_store::UserRecord;
 
 use crate::error::ApiError;
@@ -24,7 +26,11 @@ pub fn router() -> Router<AppState> {
 }
 
 fn user_view(user: UserRecord) -> UserView {
-    UserView { id: user.id, username: user.username, created_at: user.created_at_ms }
+    UserView {
+        id: user.id,
+        username: user.username,
+        created_at: user.created_at_ms,
+    }
 }
 
 fn token_response(tokens: IssuedTokens) -> TokenResponse {
@@ -53,7 +59,10 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let user = state.auth.register(ip, &body.username, &body.password).await?;
+    let user = state
+        .auth
+        .register(ip, &body.username, &body.password)
+        .await?;
     Ok((StatusCode::CREATED, Json(user_view(user))))
 }
 
@@ -95,7 +104,9 @@ pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    Ok(Json(token_response(state.auth.refresh(&body.refresh_token).await?)))
+    Ok(Json(token_response(
+        state.auth.refresh(&body.refresh_token).await?,
+    )))
 }
 
 /// Sign this device out: its tokens stop working at once.
@@ -103,7 +114,10 @@ pub async fn refresh(
     (status = 204, description = "signed out"),
     (status = 401, body = ErrorBody, description = "`unauthenticated`"),
 ))]
-pub async fn logout(State(state): State<AppState>, Authenticated(me): Authenticated) -> Result<StatusCode, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    Authenticated(me): Authenticated,
+) -> Result<StatusCode, ApiError> {
     state.auth.logout(&me).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -126,6 +140,9 @@ pub async fn logout_all(
     (status = 200, body = UserView),
     (status = 401, body = ErrorBody, description = "`unauthenticated`"),
 ))]
-pub async fn me(State(state): State<AppState>, Authenticated(me): Authenticated) -> Result<Json<UserView>, ApiError> {
+pub async fn me(
+    State(state): State<AppState>,
+    Authenticated(me): Authenticated,
+) -> Result<Json<UserView>, ApiError> {
     Ok(Json(user_view(state.auth.user(me.user_id).await?)))
 }

@@ -12,7 +12,9 @@ use crate::extract::Authenticated;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/devices", get(list)).route("/v1/devices/{device_id}", delete(remove))
+    Router::new()
+        .route("/v1/devices", get(list))
+        .route("/v1/devices/{device_id}", delete(remove))
 }
 
 /// Devices that have logged in to this account (revoked sessions included
@@ -21,7 +23,10 @@ pub fn router() -> Router<AppState> {
     (status = 200, body = DeviceList),
     (status = 401, body = ErrorBody, description = "`unauthenticated`"),
 ))]
-pub async fn list(State(state): State<AppState>, Authenticated(me): Authenticated) -> Result<Json<DeviceList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Authenticated(me): Authenticated,
+) -> Result<Json<DeviceList>, ApiError> {
     let devices = state
         .auth
         .devices(&me)

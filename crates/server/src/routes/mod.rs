@@ -9,5 +9,8 @@ use axum::Router;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(ops::router()).merge(auth::router()).merge(devices::router())
+    Router::new()
+        .merge(ops::router())
+        .merge(auth::router())
+        .merge(devices::router())
 }

@@ -27,7 +27,9 @@ pub fn router() -> Router<AppState> {
 /// Liveness: the process is serving.
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, body = HealthStatus)))]
 pub async fn healthz() -> Json<HealthStatus> {
-    Json(HealthStatus { status: "ok".to_owned() })
+    Json(HealthStatus {
+        status: "ok".to_owned(),
+    })
 }
 
 /// Readiness: storage answers within two seconds.
@@ -37,12 +39,20 @@ pub async fn healthz() -> Json<HealthStatus> {
 ))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthStatus>, ApiError> {
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
-        Ok(Ok(())) => Ok(Json(HealthStatus { status: "ok".to_owned() })),
+        Ok(Ok(())) => Ok(Json(HealthStatus {
+            status: "ok".to_owned(),
+        })),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness check failed");
-            Err(ApiError::new(ErrorCode::Unavailable, "storage is unreachable"))
+            Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "storage is unreachable",
+            ))
         }
-        Err(_) => Err(ApiError::new(ErrorCode::Unavailable, "storage did not answer in time")),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "storage did not answer in time",
+        )),
     }
 }
 
@@ -51,7 +61,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthStatus>,
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

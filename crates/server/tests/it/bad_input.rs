@@ -14,8 +14,21 @@ struct Case {
     code: &'static str,
 }
 
-fn case(name: &'static str, path: &'static str, body: impl Into<String>, status: u16, code: &'static str) -> Case {
-    Case { name, path, content_type: Some("application/json"), body: body.into(), status, code }
+fn case(
+    name: &'static str,
+    path: &'static str,
+    body: impl Into<String>,
+    status: u16,
+    code: &'static str,
+) -> Case {
+    Case {
+        name,
+        path,
+        content_type: Some("application/json"),
+        body: body.into(),
+        status,
+        code,
+    }
 }
 
 crate::api_suite!(bad_input: bad_bodies_get_documented_codes_and_write_nothing);
@@ -24,11 +37,41 @@ pub async fn bad_bodies_get_documented_codes_and_write_nothing(db: String) {
     let app = TestApp::spawn(&db).await;
     let device = r#"{"id":"d1","platform":"web"}"#;
     let cases = vec![
-        case("malformed json", "/v1/auth/register", r#"{"username": "ghost1", "password": "#, 400, "malformed_json"),
-        case("not json at all", "/v1/auth/register", "username=ghost2", 400, "malformed_json"),
-        case("missing field", "/v1/auth/register", r#"{"username": "ghost3"}"#, 400, "invalid_request"),
-        case("wrong type", "/v1/auth/register", r#"{"username": 42, "password": "long enough"}"#, 400, "invalid_request"),
-        case("array instead of object", "/v1/auth/register", r#"["ghost4", "long enough"]"#, 400, "invalid_request"),
+        case(
+            "malformed json",
+            "/v1/auth/register",
+            r#"{"username": "ghost1", "password": "#,
+            400,
+            "malformed_json",
+        ),
+        case(
+            "not json at all",
+            "/v1/auth/register",
+            "username=ghost2",
+            400,
+            "malformed_json",
+        ),
+        case(
+            "missing field",
+            "/v1/auth/register",
+            r#"{"username": "ghost3"}"#,
+            400,
+            "invalid_request",
+        ),
+        case(
+            "wrong type",
+            "/v1/auth/register",
+            r#"{"username": 42, "password": "long enough"}"#,
+            400,
+            "invalid_request",
+        ),
+        case(
+            "array instead of object",
+            "/v1/auth/register",
+            r#"["ghost4", "long enough"]"#,
+            400,
+            "invalid_request",
+        ),
         case(
             "unknown field",
             "/v1/auth/register",
@@ -43,9 +86,27 @@ pub async fn bad_bodies_get_documented_codes_and_write_nothing(db: String) {
             422,
             "validation_failed",
         ),
-        case("short username", "/v1/auth/register", r#"{"username": "gh", "password": "long enough"}"#, 422, "validation_failed"),
-        case("bad characters", "/v1/auth/register", r#"{"username": "ghost 6", "password": "long enough"}"#, 422, "validation_failed"),
-        case("short password", "/v1/auth/register", r#"{"username": "ghost7", "password": "short"}"#, 422, "validation_failed"),
+        case(
+            "short username",
+            "/v1/auth/register",
+            r#"{"username": "gh", "password": "long enough"}"#,
+            422,
+            "validation_failed",
+        ),
+        case(
+            "bad characters",
+            "/v1/auth/register",
+            r#"{"username": "ghost 6", "password": "long enough"}"#,
+            422,
+            "validation_failed",
+        ),
+        case(
+            "short password",
+            "/v1/auth/register",
+            r#"{"username": "ghost7", "password": "short"}"#,
+            422,
+            "validation_failed",
+        ),
         case(
             "oversized body",
             "/v1/auth/register",
@@ -78,12 +139,27 @@ pub async fn bad_bodies_get_documented_codes_and_write_nothing(db: String) {
         case(
             "login with bad device id",
             "/v1/auth/login",
-            format!(r#"{{"username": "ghost12", "password": "long enough", "device": {{"id": "{}", "platform": "web"}}}}"#, "d".repeat(65)),
+            format!(
+                r#"{{"username": "ghost12", "password": "long enough", "device": {{"id": "{}", "platform": "web"}}}}"#,
+                "d".repeat(65)
+            ),
             422,
             "validation_failed",
         ),
-        case("refresh with number", "/v1/auth/refresh", r#"{"refresh_token": 7}"#, 400, "invalid_request"),
-        case("login malformed", "/v1/auth/login", format!(r#"{{"username": "ghost13", "device": {device}"#), 400, "malformed_json"),
+        case(
+            "refresh with number",
+            "/v1/auth/refresh",
+            r#"{"refresh_token": 7}"#,
+            400,
+            "invalid_request",
+        ),
+        case(
+            "login malformed",
+            "/v1/auth/login",
+            format!(r#"{{"username": "ghost13", "device": {device}"#),
+            400,
+            "malformed_json",
+        ),
     ];
     for c in &cases {
         let mut request = app.client.post(app.url(c.path)).body(c.body.clone());
@@ -98,9 +174,24 @@ pub async fn bad_bodies_get_documented_codes_and_write_nothing(db: String) {
     // Nothing was written by any of them.
     for n in 1..=13 {
         let name = format!("ghost{n}");
-        assert!(app.state.store.user_by_username(&name).await.unwrap().is_none(), "{name} must not exist");
+        assert!(
+            app.state
+                .store
+                .user_by_username(&name)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name} must not exist"
+        );
     }
-    assert!(app.state.store.user_by_username(&"g".repeat(33)).await.unwrap().is_none());
+    assert!(
+        app.state
+            .store
+            .user_by_username(&"g".repeat(33))
+            .await
+            .unwrap()
+            .is_none()
+    );
     app.stop().await;
 }
 
@@ -111,10 +202,20 @@ async fn bad_bearer_tokens_are_unauthenticated() {
     let missing = app.call(Method::GET, "/v1/me", None, None).await;
     assert_eq!(missing.headers()["www-authenticate"], "Bearer");
     expect_error(missing, 401, "unauthenticated").await;
-    for token in ["garbage", "a.b.c", "eyJhbGciOiJub25lIn0.eyJpc3MiOiJpeWFnaSJ9."] {
+    for token in [
+        "garbage",
+        "a.b.c",
+        "eyJhbGciOiJub25lIn0.eyJpc3MiOiJpeWFnaSJ9.",
+    ] {
         expect_error(app.get("/v1/me", token).await, 401, "unauthenticated").await;
     }
-    let basic = app.client.get(app.url("/v1/devices")).header("authorization", "Basic dTpw").send().await.unwrap();
+    let basic = app
+        .client
+        .get(app.url("/v1/devices"))
+        .header("authorization", "Basic dTpw")
+        .send()
+        .await
+        .unwrap();
     expect_error(basic, 401, "unauthenticated").await;
     app.stop().await;
 }

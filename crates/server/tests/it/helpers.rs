@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use iyagi_server::{Application, AppState, Settings};
+use iyagi_server::{AppState, Application, Settings};
 use reqwest::{Client, Method, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -40,7 +40,13 @@ impl TestApp {
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
         }));
-        TestApp { addr, client: Client::new(), state, stop: Some(stop), server: Some(server) }
+        TestApp {
+            addr,
+            client: Client::new(),
+            state,
+            stop: Some(stop),
+            server: Some(server),
+        }
     }
 
     /// Stops the server and waits until it has shut down.
@@ -57,7 +63,13 @@ impl TestApp {
         format!("http://{}{}", self.addr, path)
     }
 
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
         let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -77,7 +89,12 @@ impl TestApp {
     }
 
     pub async fn register(&self, username: &str, password: &str) -> Value {
-        let response = self.post("/v1/auth/register", json!({"username": username, "password": password})).await;
+        let response = self
+            .post(
+                "/v1/auth/register",
+                json!({"username": username, "password": password}),
+            )
+            .await;
         assert_eq!(response.status(), 201, "register {username}");
         response.json().await.expect("json")
     }
@@ -95,7 +112,8 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
-        self.post("/v1/auth/refresh", json!({"refresh_token": refresh_token})).await
+        self.post("/v1/auth/refresh", json!({"refresh_token": refresh_token}))
+            .await
     }
 }
 
@@ -118,7 +136,10 @@ impl From<Value> for Tokens {
     fn from(v: Value) -> Tokens {
         Tokens {
             access: v["access_token"].as_str().expect("access_token").to_owned(),
-            refresh: v["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            refresh: v["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
             user_id: v["user_id"].as_str().expect("user_id").to_owned(),
         }
     }
@@ -129,6 +150,9 @@ pub async fn expect_error(response: Response, status: u16, code: &str) -> Value 
     assert_eq!(response.status(), status, "status for expected {code}");
     let body: Value = response.json().await.expect("error body is JSON");
     assert_eq!(body["code"], code, "body: {body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "error has a message: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "error has a message: {body}"
+    );
     body
 }

@@ -17,7 +17,15 @@ pub async fn generated_key_survives_a_restart(db: String) {
     let app = TestApp::spawn(&db).await;
     app.register("restarter", "correct horse").await;
     let tokens = app.login("restarter", "correct horse", "phone").await;
-    let jwks: Value = app.client.get(app.url("/v1/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    let jwks: Value = app
+        .client
+        .get(app.url("/v1/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"][0]["kid"], kid_of(&tokens.access));
     assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
     app.stop().await;
@@ -52,10 +60,26 @@ async fn configured_keys_rotate_first_signs_all_verify() {
     // Rotate: the new key first (signs), the old one kept (verifies).
     settings.auth.signing_key_files = vec![new_key.clone(), old_key];
     let app = TestApp::spawn_with(settings.clone()).await;
-    assert_eq!(app.get("/v1/me", &before.access).await.status(), 200, "old-key token still verifies");
+    assert_eq!(
+        app.get("/v1/me", &before.access).await.status(),
+        200,
+        "old-key token still verifies"
+    );
     let after = app.login("rotator", "correct horse", "laptop").await;
-    assert_ne!(kid_of(&after.access), kid_of(&before.access), "new tokens are signed by the new key");
-    let jwks: Value = app.client.get(app.url("/v1/.well-known/jwks.json")).send().await.unwrap().json().await.unwrap();
+    assert_ne!(
+        kid_of(&after.access),
+        kid_of(&before.access),
+        "new tokens are signed by the new key"
+    );
+    let jwks: Value = app
+        .client
+        .get(app.url("/v1/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
     app.stop().await;
 
@@ -75,6 +99,8 @@ async fn an_unreadable_key_file_fails_startup_with_its_path() {
     std::fs::write(&bad, "not a key").unwrap();
     let mut settings = test_settings(&db.url);
     settings.auth.signing_key_files = vec![bad.clone()];
-    let Err(err) = iyagi_server::Application::build(settings).await else { panic!("must fail") };
+    let Err(err) = iyagi_server::Application::build(settings).await else {
+        panic!("must fail")
+    };
     assert!(err.to_string().contains("bad.pem"), "{err}");
 }

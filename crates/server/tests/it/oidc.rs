@@ -58,7 +58,10 @@ fn ec_key(kid: &str) -> Key {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn sign(key: &Key, claims: Value) -> String {
@@ -94,19 +97,29 @@ async fn start_issuer(keys: Vec<Value>) -> Issuer {
         }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().unwrap());
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
     tokio::spawn(async move { axum::serve(listener, router).await });
     Issuer { keys, fetches, url }
 }
 
-async fn app_trusting(issuer: &Issuer, db: &iyagi_testkit::TestDb, min_refetch_secs: u64) -> TestApp {
+async fn app_trusting(
+    issuer: &Issuer,
+    db: &iyagi_testkit::TestDb,
+    min_refetch_secs: u64,
+) -> TestApp {
     let mut settings = test_settings(&db.url);
     settings.auth.clock_skew_secs = 0;
     settings.auth.oidc = Some(OidcSettings {
         issuer: ISSUER.to_owned(),
         jwks_url: issuer.url.clone(),
         audience: AUDIENCE.to_owned(),
-        username_claims: vec!["cognito:username".to_owned(), "preferred_username".to_owned()],
+        username_claims: vec![
+            "cognito:username".to_owned(),
+            "preferred_username".to_owned(),
+        ],
         jwks_min_refetch_secs: min_refetch_secs,
     });
     TestApp::spawn_with(settings).await
@@ -123,23 +136,44 @@ async fn external_tokens_are_accepted_and_mapped_to_one_local_user() {
     let first = app.get("/v1/me", &sign(&rsa, claims("sub-123"))).await;
     assert_eq!(first.status(), 200);
     let me: Value = first.json().await.unwrap();
-    assert_eq!(me["username"], "cloud_user", "created on first sight from cognito:username");
+    assert_eq!(
+        me["username"], "cloud_user",
+        "created on first sight from cognito:username"
+    );
 
     // Same subject again (ES256 this time): the same local user, no new fetch.
-    let again: Value = app.get("/v1/me", &sign(&ec, claims("sub-123"))).await.json().await.unwrap();
+    let again: Value = app
+        .get("/v1/me", &sign(&ec, claims("sub-123")))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(again["id"], me["id"]);
     assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "JWKS is cached");
 
     // Another subject wanting the same username gets a generated one.
-    let other: Value = app.get("/v1/me", &sign(&rsa, claims("sub-456"))).await.json().await.unwrap();
+    let other: Value = app
+        .get("/v1/me", &sign(&rsa, claims("sub-456")))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_ne!(other["id"], me["id"]);
-    assert!(other["username"].as_str().unwrap().starts_with("u_"), "{other}");
+    assert!(
+        other["username"].as_str().unwrap().starts_with("u_"),
+        "{other}"
+    );
 
     // Cognito access tokens name the client in client_id instead of aud.
     let mut cognito_access = claims("sub-123");
     cognito_access.as_object_mut().unwrap().remove("aud");
     cognito_access["client_id"] = json!(AUDIENCE);
-    assert_eq!(app.get("/v1/me", &sign(&rsa, cognito_access)).await.status(), 200);
+    assert_eq!(
+        app.get("/v1/me", &sign(&rsa, cognito_access))
+            .await
+            .status(),
+        200
+    );
 
     // External users can use the API like anyone else.
     let devices = app.get("/v1/devices", &sign(&rsa, claims("sub-123"))).await;
@@ -164,7 +198,10 @@ async fn external_tokens_are_rejected_when_anything_is_off() {
     let mut no_subject = claims("s");
     no_subject.as_object_mut().unwrap().remove("sub");
     // Signed by a key the issuer never published, under a published kid.
-    let impostor = Key { kid: "rsa-1".to_owned(), ..rsa_key("rsa-1") };
+    let impostor = Key {
+        kid: "rsa-1".to_owned(),
+        ..rsa_key("rsa-1")
+    };
     let unknown_kid = rsa_key("never-published");
 
     let cases = [
@@ -187,7 +224,14 @@ async fn external_tokens_are_rejected_when_anything_is_off() {
         assert_eq!(body["code"], "unauthenticated", "{name}");
     }
     // None of the rejected tokens created a user.
-    assert!(app.state.store.user_by_username("cloud_user").await.unwrap().is_none());
+    assert!(
+        app.state
+            .store
+            .user_by_username("cloud_user")
+            .await
+            .unwrap()
+            .is_none()
+    );
     app.stop().await;
 }
 
@@ -199,13 +243,32 @@ async fn an_unknown_key_id_triggers_a_refetch_so_issuer_rotation_works() {
     let db = iyagi_testkit::TestDb::sqlite();
     let app = app_trusting(&issuer, &db, 0).await;
 
-    assert_eq!(app.get("/v1/me", &sign(&old, claims("rotating"))).await.status(), 200);
+    assert_eq!(
+        app.get("/v1/me", &sign(&old, claims("rotating")))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1);
     // Before the issuer publishes the new key, its tokens fail.
-    expect_error(app.get("/v1/me", &sign(&rotated, claims("rotating"))).await, 401, "unauthenticated").await;
+    expect_error(
+        app.get("/v1/me", &sign(&rotated, claims("rotating"))).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
     issuer.keys.lock().await.push(rotated.jwk.clone());
-    assert_eq!(app.get("/v1/me", &sign(&rotated, claims("rotating"))).await.status(), 200);
-    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 3, "one refetch per unknown kid");
+    assert_eq!(
+        app.get("/v1/me", &sign(&rotated, claims("rotating")))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        3,
+        "one refetch per unknown kid"
+    );
     app.stop().await;
 }
 
@@ -215,12 +278,24 @@ async fn refetches_are_throttled_against_floods_of_unknown_key_ids() {
     let issuer = start_issuer(vec![known.jwk.clone()]).await;
     let db = iyagi_testkit::TestDb::sqlite();
     let app = app_trusting(&issuer, &db, 3600).await;
-    assert_eq!(app.get("/v1/me", &sign(&known, claims("x"))).await.status(), 200);
+    assert_eq!(
+        app.get("/v1/me", &sign(&known, claims("x"))).await.status(),
+        200
+    );
     for i in 0..5 {
         let forged = rsa_key(&format!("forged-{i}"));
-        assert_eq!(app.get("/v1/me", &sign(&forged, claims("x"))).await.status(), 401);
+        assert_eq!(
+            app.get("/v1/me", &sign(&forged, claims("x")))
+                .await
+                .status(),
+            401
+        );
     }
-    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "no refetch inside the minimum interval");
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        1,
+        "no refetch inside the minimum interval"
+    );
     app.stop().await;
 }
 
@@ -229,13 +304,23 @@ async fn an_unreachable_issuer_rejects_cleanly() {
     let key = rsa_key("k");
     let db = iyagi_testkit::TestDb::sqlite();
     // Bind and drop a listener, so the port is very likely closed.
-    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let issuer = Issuer {
         keys: Arc::new(Mutex::new(vec![])),
         fetches: Arc::new(AtomicUsize::new(0)),
         url: format!("http://127.0.0.1:{port}/jwks.json"),
     };
     let app = app_trusting(&issuer, &db, 0).await;
-    expect_error(app.get("/v1/me", &sign(&key, claims("x"))).await, 401, "unauthenticated").await;
+    expect_error(
+        app.get("/v1/me", &sign(&key, claims("x"))).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
     app.stop().await;
 }

@@ -9,11 +9,28 @@ use crate::helpers::{TestApp, expect_error};
 async fn health_readiness_and_unknown_routes() {
     let db = iyagi_testkit::TestDb::sqlite();
     let app = TestApp::spawn(&db.url).await;
-    let health: Value = app.client.get(app.url("/healthz")).send().await.unwrap().json().await.unwrap();
+    let health: Value = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
-    expect_error(app.client.get(app.url("/v1/nothing-here")).send().await.unwrap(), 404, "not_found").await;
+    expect_error(
+        app.client
+            .get(app.url("/v1/nothing-here"))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
     let wrong_method = app.call(Method::GET, "/v1/auth/login", None, None).await;
     expect_error(wrong_method, 405, "method_not_allowed").await;
     app.stop().await;
@@ -25,8 +42,22 @@ async fn readiness_fails_when_storage_is_gone() {
     let app = TestApp::spawn(&db.url).await;
     // Close the pool under the running server: storage is now unreachable.
     app.state.store.close().await;
-    expect_error(app.client.get(app.url("/readyz")).send().await.unwrap(), 503, "unavailable").await;
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status(), 200, "still alive");
+    expect_error(
+        app.client.get(app.url("/readyz")).send().await.unwrap(),
+        503,
+        "unavailable",
+    )
+    .await;
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "still alive"
+    );
     app.stop().await;
 }
 
@@ -37,7 +68,15 @@ async fn metrics_count_requests_by_route() {
     for _ in 0..3 {
         app.client.get(app.url("/healthz")).send().await.unwrap();
     }
-    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let line = text
         .lines()
         .find(|l| l.starts_with("iyagi_http_requests_total") && l.contains(r#"route="/healthz""#))
@@ -51,7 +90,15 @@ async fn metrics_count_requests_by_route() {
 async fn openapi_document_lists_every_route() {
     let db = iyagi_testkit::TestDb::sqlite();
     let app = TestApp::spawn(&db.url).await;
-    let doc: Value = app.client.get(app.url("/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let doc: Value = app
+        .client
+        .get(app.url("/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/healthz",
@@ -67,9 +114,14 @@ async fn openapi_document_lists_every_route() {
         "/v1/devices/{device_id}",
         "/v1/.well-known/jwks.json",
     ] {
-        assert!(doc["paths"][path].is_object(), "{path} missing from OpenAPI");
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from OpenAPI"
+        );
     }
-    let codes = doc["components"]["schemas"]["ErrorCode"]["enum"].as_array().expect("error codes enumerated");
+    let codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .expect("error codes enumerated");
     assert_eq!(codes.len(), iyagi_protocol::ErrorCode::ALL.len());
     app.stop().await;
 }
@@ -80,7 +132,13 @@ async fn every_response_carries_a_request_id() {
     let app = TestApp::spawn(&db.url).await;
     let generated = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert!(!generated.headers()["x-request-id"].is_empty());
-    let given = app.client.get(app.url("/nope")).header("x-request-id", "trace-me-42").send().await.unwrap();
+    let given = app
+        .client
+        .get(app.url("/nope"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(given.headers()["x-request-id"], "trace-me-42");
     app.stop().await;
 }

@@ -51,7 +51,9 @@ async fn sqlite_reopening_applies_no_migration_twice_and_keeps_data() {
 
 #[tokio::test]
 async fn postgres_reopening_applies_no_migration_twice_and_keeps_data() {
-    let Some(db) = iyagi_testkit::TestDb::postgres().await else { return };
+    let Some(db) = iyagi_testkit::TestDb::postgres().await else {
+        return;
+    };
     cases::reopening_applies_no_migration_twice_and_keeps_data(&db).await;
     db.cleanup().await;
 }
