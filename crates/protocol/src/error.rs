@@ -50,6 +50,12 @@ pub enum ErrorCode {
     Unavailable,
     /// An unexpected server error; the cause is in the server log under the request id.
     Internal,
+    /// The caller is not a member of that room.
+    NotAMember,
+    /// A WebSocket frame whose `type` is not in the protocol.
+    UnknownFrameType,
+    /// A WebSocket frame larger than `limits.max_frame_bytes`.
+    FrameTooLarge,
 }
 
 impl ErrorCode {
@@ -66,7 +72,9 @@ impl ErrorCode {
             | ErrorCode::InvalidRefreshToken
             | ErrorCode::RefreshTokenReused => 401,
             ErrorCode::RateLimited => 429,
-            ErrorCode::Forbidden => 403,
+            ErrorCode::Forbidden | ErrorCode::NotAMember => 403,
+            ErrorCode::UnknownFrameType => 400,
+            ErrorCode::FrameTooLarge => 413,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Unavailable => 503,
@@ -93,11 +101,14 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotAMember => "not_a_member",
+            ErrorCode::UnknownFrameType => "unknown_frame_type",
+            ErrorCode::FrameTooLarge => "frame_too_large",
         }
     }
 
     /// Every code, for documentation and exhaustiveness tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 19] = [
         ErrorCode::MalformedJson,
         ErrorCode::InvalidRequest,
         ErrorCode::ValidationFailed,
@@ -114,6 +125,9 @@ impl ErrorCode {
         ErrorCode::MethodNotAllowed,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::NotAMember,
+        ErrorCode::UnknownFrameType,
+        ErrorCode::FrameTooLarge,
     ];
 }
 

@@ -7,6 +7,8 @@
 //! (serde + uuid + schema derives, nothing async).
 
 pub mod auth;
+pub mod chat;
 pub mod error;
+pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode};

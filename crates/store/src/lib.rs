@@ -76,9 +76,9 @@ pub trait KeyStore: Send + Sync {
 /// Chat rooms and their members.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
-    /// Creates a room with its initial members, or returns the existing room
-    /// when `direct_key` names a direct room that already exists.
-    async fn create_room(&self, room: &NewRoom) -> Result<RoomRecord, StoreError>;
+    /// Creates a room with its initial members and first message, or returns
+    /// the existing room when `direct_key` names a direct room that exists.
+    async fn create_room(&self, room: &NewRoom) -> Result<CreatedRoom, StoreError>;
     async fn room(&self, id: Uuid) -> Result<Option<RoomRecord>, StoreError>;
     async fn member(
         &self,
@@ -86,6 +86,24 @@ pub trait RoomStore: Send + Sync {
         user_id: Uuid,
     ) -> Result<Option<MemberRecord>, StoreError>;
     async fn members(&self, room_id: Uuid) -> Result<Vec<MemberRecord>, StoreError>;
+    async fn named_members(&self, room_id: Uuid) -> Result<Vec<NamedMember>, StoreError>;
+    /// Applies a membership change and appends its system message in one
+    /// transaction. `None` when there was nothing to change (already a
+    /// member / not a member); nothing is written then.
+    async fn change_membership(
+        &self,
+        change: &MembershipChange,
+    ) -> Result<Option<MessageRecord>, StoreError>;
+    /// The user's rooms, most recent activity first, strictly after the
+    /// `(last_activity_ms, room id)` cursor when given.
+    async fn rooms_for_user(
+        &self,
+        user_id: Uuid,
+        after: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<RoomListEntry>, StoreError>;
+    /// Everyone who shares at least one room with the user (the user excluded).
+    async fn contacts(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
 }
 
 /// Messages, sequenced per room.
@@ -102,6 +120,18 @@ pub trait MessageStore: Send + Sync {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError>;
+    /// The `limit` messages just below `before_seq`, ascending.
+    async fn messages_before(
+        &self,
+        room_id: Uuid,
+        before_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError>;
+    async fn message_at(
+        &self,
+        room_id: Uuid,
+        seq: i64,
+    ) -> Result<Option<MessageRecord>, StoreError>;
 }
 
 /// Everything iyagi stores.

@@ -98,6 +98,9 @@ pub struct RoomRecord {
     pub direct_key: Option<String>,
     pub created_at_ms: i64,
     pub last_seq: i64,
+    pub content_count: i64,
+    pub last_content_seq: i64,
+    pub last_activity_ms: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -109,6 +112,16 @@ pub struct NewRoom {
     pub created_at_ms: i64,
     /// (user id, role) of the initial members.
     pub members: Vec<(Uuid, String)>,
+    /// Stored as seq 1 in the same transaction (the room_created message).
+    pub first_message: NewMessage,
+}
+
+/// `create_room`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedRoom {
+    pub room: RoomRecord,
+    /// False when an existing direct room was returned.
+    pub created: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -119,6 +132,7 @@ pub struct MemberRecord {
     pub role: String,
     pub created_at_ms: i64,
     pub read_seq: i64,
+    pub read_count: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +146,54 @@ pub struct NewMessage {
     /// JSON text.
     pub content: String,
     pub created_at_ms: i64,
+    /// Content messages count towards unread (text, image, voice).
+    pub is_content: bool,
+    /// Whether the room moves to the top of its members' room lists.
+    pub bumps_activity: bool,
+    /// What this message does to its author's read position.
+    pub read_effect: ReadEffect,
+}
+
+/// Read positions move only forward; a marker at or below the current
+/// position changes nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEffect {
+    None,
+    /// The author has read up to this very message (they just sent it).
+    UpToSelf,
+    /// A read marker: the author has read up to this seq.
+    UpTo(i64),
+}
+
+/// One row of a user's room list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomListEntry {
+    pub room: RoomRecord,
+    pub role: String,
+    pub read_seq: i64,
+    pub read_count: i64,
+    /// For direct rooms: the other member.
+    pub peer: Option<(Uuid, String)>,
+    pub last_message: Option<MessageRecord>,
+}
+
+/// A member with their username, for room details.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedMember {
+    pub member: MemberRecord,
+    pub username: String,
+}
+
+/// Adding or removing one member, atomically with its system message.
+#[derive(Debug, Clone)]
+pub struct MembershipChange {
+    pub room_id: Uuid,
+    pub user_id: Uuid,
+    /// `Some(role)` adds the user; `None` removes them.
+    pub add_as: Option<String>,
+    /// A member to make owner in the same transaction (the owner left).
+    pub promote: Option<Uuid>,
+    pub message: NewMessage,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -145,6 +207,8 @@ pub struct MessageRecord {
     pub kind: String,
     pub content: String,
     pub created_at_ms: i64,
+    /// The room's content count at this message.
+    pub content_ordinal: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

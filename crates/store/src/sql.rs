@@ -93,8 +93,26 @@ impl PgStore {
     }
 }
 
+macro_rules! room_columns {
+    () => {
+        "id, kind, title, direct_key, created_at_ms, last_seq, content_count, last_content_seq, last_activity_ms"
+    };
+}
+
+macro_rules! member_columns {
+    () => {
+        "id, room_id, user_id, role, created_at_ms, read_seq, read_count"
+    };
+}
+
+macro_rules! message_columns {
+    () => {
+        "id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms, content_ordinal"
+    };
+}
+
 macro_rules! impl_storage {
-    ($store:ty, $backend:literal) => {
+    ($store:ty, $db:ty, $backend:literal) => {
         #[async_trait]
         impl UserStore for $store {
             async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError> {
@@ -397,21 +415,21 @@ macro_rules! impl_storage {
 
         #[async_trait]
         impl RoomStore for $store {
-            async fn create_room(&self, room: &NewRoom) -> Result<RoomRecord, StoreError> {
+            async fn create_room(&self, room: &NewRoom) -> Result<CreatedRoom, StoreError> {
                 let mut tx = self.begin_write().await?;
                 if let Some(key) = &room.direct_key {
-                    let existing: Option<RoomRecord> = sqlx::query_as(
-                        "SELECT id, kind, title, direct_key, created_at_ms, last_seq FROM chat_rooms WHERE direct_key = $1",
-                    )
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+                    let existing: Option<RoomRecord> =
+                        sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM chat_rooms WHERE direct_key = $1"))
+                            .bind(key)
+                            .fetch_optional(&mut *tx)
+                            .await?;
                     if let Some(existing) = existing {
-                        return Ok(existing);
+                        return Ok(CreatedRoom { room: existing, created: false });
                     }
                 }
                 let inserted = sqlx::query(
-                    "INSERT INTO chat_rooms (id, kind, title, direct_key, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO chat_rooms (id, kind, title, direct_key, created_at_ms, last_activity_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $5)",
                 )
                 .bind(room.id)
                 .bind(&room.kind)
@@ -425,53 +443,39 @@ macro_rules! impl_storage {
                     // A concurrent creator of the same direct room won: use theirs.
                     Err(StoreError::Conflict) if room.direct_key.is_some() => {
                         drop(tx);
-                        let existing: RoomRecord = sqlx::query_as(
-                            "SELECT id, kind, title, direct_key, created_at_ms, last_seq FROM chat_rooms WHERE direct_key = $1",
-                        )
-                        .bind(&room.direct_key)
-                        .fetch_one(&self.pool)
-                        .await?;
-                        return Ok(existing);
+                        let existing: RoomRecord =
+                            sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM chat_rooms WHERE direct_key = $1"))
+                                .bind(&room.direct_key)
+                                .fetch_one(&self.pool)
+                                .await?;
+                        return Ok(CreatedRoom { room: existing, created: false });
                     }
                     Err(err) => return Err(err),
                 }
                 for (user_id, role) in &room.members {
-                    sqlx::query(
-                        "INSERT INTO room_members (id, room_id, user_id, role, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(Uuid::now_v7())
-                    .bind(room.id)
-                    .bind(user_id)
-                    .bind(role)
-                    .bind(room.created_at_ms)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_member(&mut tx, room.id, *user_id, role, room.created_at_ms).await?;
                 }
+                append_in_tx(&mut tx, &room.first_message).await?;
+                let created: RoomRecord =
+                    sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM chat_rooms WHERE id = $1"))
+                        .bind(room.id)
+                        .fetch_one(&mut *tx)
+                        .await?;
                 tx.commit().await?;
-                Ok(RoomRecord {
-                    id: room.id,
-                    kind: room.kind.clone(),
-                    title: room.title.clone(),
-                    direct_key: room.direct_key.clone(),
-                    created_at_ms: room.created_at_ms,
-                    last_seq: 0,
-                })
+                Ok(CreatedRoom { room: created, created: true })
             }
 
             async fn room(&self, id: Uuid) -> Result<Option<RoomRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT id, kind, title, direct_key, created_at_ms, last_seq FROM chat_rooms WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?)
+                Ok(sqlx::query_as(concat!("SELECT ", room_columns!(), " FROM chat_rooms WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
             }
 
             async fn member(&self, room_id: Uuid, user_id: Uuid) -> Result<Option<MemberRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT id, room_id, user_id, role, created_at_ms, read_seq FROM room_members \
-                     WHERE room_id = $1 AND user_id = $2",
-                )
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", member_columns!(), " FROM room_members WHERE room_id = $1 AND user_id = $2"
+                ))
                 .bind(room_id)
                 .bind(user_id)
                 .fetch_optional(&self.pool)
@@ -479,13 +483,109 @@ macro_rules! impl_storage {
             }
 
             async fn members(&self, room_id: Uuid) -> Result<Vec<MemberRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT id, room_id, user_id, role, created_at_ms, read_seq FROM room_members \
-                     WHERE room_id = $1 ORDER BY created_at_ms, user_id",
-                )
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", member_columns!(), " FROM room_members WHERE room_id = $1 ORDER BY created_at_ms, user_id"
+                ))
                 .bind(room_id)
                 .fetch_all(&self.pool)
                 .await?)
+            }
+
+            async fn named_members(&self, room_id: Uuid) -> Result<Vec<NamedMember>, StoreError> {
+                let rows: Vec<(Uuid, Uuid, Uuid, String, i64, i64, i64, String)> = sqlx::query_as(
+                    "SELECT m.id, m.room_id, m.user_id, m.role, m.created_at_ms, m.read_seq, m.read_count, u.username \
+                     FROM room_members m JOIN users u ON u.id = m.user_id \
+                     WHERE m.room_id = $1 ORDER BY m.created_at_ms, m.user_id",
+                )
+                .bind(room_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(id, room_id, user_id, role, created_at_ms, read_seq, read_count, username)| NamedMember {
+                        member: MemberRecord { id, room_id, user_id, role, created_at_ms, read_seq, read_count },
+                        username,
+                    })
+                    .collect())
+            }
+
+            async fn change_membership(&self, change: &MembershipChange) -> Result<Option<MessageRecord>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let changed = match &change.add_as {
+                    Some(role) => {
+                        match insert_member(&mut tx, change.room_id, change.user_id, role, change.message.created_at_ms).await {
+                            Ok(()) => true,
+                            Err(StoreError::Conflict) => false,
+                            Err(err) => return Err(err),
+                        }
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM room_members WHERE room_id = $1 AND user_id = $2")
+                            .bind(change.room_id)
+                            .bind(change.user_id)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected()
+                            == 1
+                    }
+                };
+                if !changed {
+                    return Ok(None);
+                }
+                if let Some(new_owner) = change.promote {
+                    sqlx::query("UPDATE room_members SET role = 'owner' WHERE room_id = $1 AND user_id = $2")
+                        .bind(change.room_id)
+                        .bind(new_owner)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let message = append_in_tx(&mut tx, &change.message).await?;
+                tx.commit().await?;
+                Ok(Some(message))
+            }
+
+            async fn rooms_for_user(
+                &self,
+                user_id: Uuid,
+                after: Option<(i64, Uuid)>,
+                limit: u32,
+            ) -> Result<Vec<RoomListEntry>, StoreError> {
+                // Without a cursor, start above every possible position.
+                let (cursor_ms, cursor_id) = after.unwrap_or((i64::MAX, Uuid::max()));
+                let rows: Vec<RoomListRow> = sqlx::query_as(
+                    "SELECT r.id, r.kind, r.title, r.direct_key, r.created_at_ms, r.last_seq, r.content_count, \
+                            r.last_content_seq, r.last_activity_ms, m.role, m.read_seq, m.read_count, \
+                            (SELECT pm.user_id FROM room_members pm WHERE r.kind = 'direct' AND pm.room_id = r.id AND pm.user_id <> $1 LIMIT 1) AS peer_id, \
+                            (SELECT u.username FROM room_members pm JOIN users u ON u.id = pm.user_id \
+                               WHERE r.kind = 'direct' AND pm.room_id = r.id AND pm.user_id <> $1 LIMIT 1) AS peer_name, \
+                            lm.id AS lm_id, lm.seq AS lm_seq, lm.author_id AS lm_author_id, lm.device_id AS lm_device_id, \
+                            lm.client_msg_id AS lm_client_msg_id, lm.kind AS lm_kind, lm.content AS lm_content, \
+                            lm.created_at_ms AS lm_created_at_ms, lm.content_ordinal AS lm_content_ordinal \
+                     FROM room_members m \
+                     JOIN chat_rooms r ON r.id = m.room_id \
+                     LEFT JOIN messages lm ON lm.room_id = r.id AND lm.seq = r.last_content_seq \
+                     WHERE m.user_id = $1 AND (r.last_activity_ms < $2 OR (r.last_activity_ms = $2 AND r.id < $3)) \
+                     ORDER BY r.last_activity_ms DESC, r.id DESC LIMIT $4",
+                )
+                .bind(user_id)
+                .bind(cursor_ms)
+                .bind(cursor_id)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(RoomListRow::into_entry).collect())
+            }
+
+            async fn contacts(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+                let rows: Vec<(Uuid,)> = sqlx::query_as(
+                    "SELECT DISTINCT other.user_id FROM room_members mine \
+                     JOIN room_members other ON other.room_id = mine.room_id \
+                     WHERE mine.user_id = $1 AND other.user_id <> $1",
+                )
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
             }
         }
 
@@ -496,49 +596,10 @@ macro_rules! impl_storage {
                     return Ok(Appended { message: existing, duplicate: true });
                 }
                 let mut tx = self.begin_write().await?;
-                // The room row is the per-room sequence counter; updating it
-                // also locks it, so concurrent senders get distinct numbers.
-                let seq: Option<(i64,)> = sqlx::query_as(
-                    "UPDATE chat_rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-                )
-                .bind(message.room_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((seq,)) = seq else {
-                    return Err(StoreError::NotFound);
-                };
-                let inserted = sqlx::query(
-                    "INSERT INTO messages (id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(message.id)
-                .bind(message.room_id)
-                .bind(seq)
-                .bind(message.author_id)
-                .bind(&message.device_id)
-                .bind(&message.client_msg_id)
-                .bind(&message.kind)
-                .bind(&message.content)
-                .bind(message.created_at_ms)
-                .execute(&mut *tx)
-                .await;
-                match inserted.map_err(StoreError::from) {
-                    Ok(_) => {
+                match append_in_tx(&mut tx, message).await {
+                    Ok(stored) => {
                         tx.commit().await?;
-                        Ok(Appended {
-                            message: MessageRecord {
-                                id: message.id,
-                                room_id: message.room_id,
-                                seq,
-                                author_id: message.author_id,
-                                device_id: message.device_id.clone(),
-                                client_msg_id: message.client_msg_id.clone(),
-                                kind: message.kind.clone(),
-                                content: message.content.clone(),
-                                created_at_ms: message.created_at_ms,
-                            },
-                            duplicate: false,
-                        })
+                        Ok(Appended { message: stored, duplicate: false })
                     }
                     // A concurrent retry of the same send won the race: roll
                     // back our sequence number and answer with theirs.
@@ -557,24 +618,49 @@ macro_rules! impl_storage {
                 after_seq: i64,
                 limit: u32,
             ) -> Result<Vec<MessageRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms \
-                     FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                )
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", message_columns!(), " FROM messages WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+                ))
                 .bind(room_id)
                 .bind(after_seq)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await?)
             }
+
+            async fn messages_before(
+                &self,
+                room_id: Uuid,
+                before_seq: i64,
+                limit: u32,
+            ) -> Result<Vec<MessageRecord>, StoreError> {
+                let mut rows: Vec<MessageRecord> = sqlx::query_as(concat!(
+                    "SELECT ", message_columns!(), " FROM messages WHERE room_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3"
+                ))
+                .bind(room_id)
+                .bind(before_seq)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?;
+                rows.reverse();
+                Ok(rows)
+            }
+
+            async fn message_at(&self, room_id: Uuid, seq: i64) -> Result<Option<MessageRecord>, StoreError> {
+                Ok(sqlx::query_as(concat!("SELECT ", message_columns!(), " FROM messages WHERE room_id = $1 AND seq = $2"))
+                    .bind(room_id)
+                    .bind(seq)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
         }
 
         impl $store {
             async fn find_by_client_id(&self, message: &NewMessage) -> Result<Option<MessageRecord>, StoreError> {
-                Ok(sqlx::query_as(
-                    "SELECT id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms \
-                     FROM messages WHERE room_id = $1 AND author_id = $2 AND device_id = $3 AND client_msg_id = $4",
-                )
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", message_columns!(),
+                    " FROM messages WHERE room_id = $1 AND author_id = $2 AND device_id = $3 AND client_msg_id = $4"
+                ))
                 .bind(message.room_id)
                 .bind(message.author_id)
                 .bind(&message.device_id)
@@ -582,6 +668,101 @@ macro_rules! impl_storage {
                 .fetch_optional(&self.pool)
                 .await?)
             }
+        }
+
+        async fn insert_member(
+            tx: &mut Transaction<'static, $db>,
+            room_id: Uuid,
+            user_id: Uuid,
+            role: &str,
+            now_ms: i64,
+        ) -> Result<(), StoreError> {
+            sqlx::query(
+                "INSERT INTO room_members (id, room_id, user_id, role, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(Uuid::now_v7())
+            .bind(room_id)
+            .bind(user_id)
+            .bind(role)
+            .bind(now_ms)
+            .execute(&mut **tx)
+            .await?;
+            Ok(())
+        }
+
+        /// Appends inside the caller's transaction: allocates the seq (the
+        /// room row is the per-room counter, and updating it locks it so
+        /// concurrent senders get distinct numbers), inserts, and applies
+        /// the read effect.
+        async fn append_in_tx(tx: &mut Transaction<'static, $db>, message: &NewMessage) -> Result<MessageRecord, StoreError> {
+            let counters: Option<(i64, i64)> = sqlx::query_as(
+                "UPDATE chat_rooms SET last_seq = last_seq + 1, \
+                   content_count = content_count + $2, \
+                   last_content_seq = CASE WHEN $2 = 1 THEN last_seq + 1 ELSE last_content_seq END, \
+                   last_activity_ms = COALESCE($3, last_activity_ms) \
+                 WHERE id = $1 RETURNING last_seq, content_count",
+            )
+            .bind(message.room_id)
+            .bind(i64::from(message.is_content))
+            .bind(message.bumps_activity.then_some(message.created_at_ms))
+            .fetch_optional(&mut **tx)
+            .await?;
+            let Some((seq, content_ordinal)) = counters else {
+                return Err(StoreError::NotFound);
+            };
+            sqlx::query(
+                "INSERT INTO messages (id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms, content_ordinal) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(message.id)
+            .bind(message.room_id)
+            .bind(seq)
+            .bind(message.author_id)
+            .bind(&message.device_id)
+            .bind(&message.client_msg_id)
+            .bind(&message.kind)
+            .bind(&message.content)
+            .bind(message.created_at_ms)
+            .bind(content_ordinal)
+            .execute(&mut **tx)
+            .await?;
+            let read_to = match message.read_effect {
+                ReadEffect::None => None,
+                ReadEffect::UpToSelf => Some((seq, content_ordinal)),
+                ReadEffect::UpTo(target) => {
+                    let ordinal: Option<(i64,)> =
+                        sqlx::query_as("SELECT content_ordinal FROM messages WHERE room_id = $1 AND seq = $2")
+                            .bind(message.room_id)
+                            .bind(target)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    Some((target, ordinal.ok_or(StoreError::NotFound)?.0))
+                }
+            };
+            if let Some((read_seq, read_count)) = read_to {
+                sqlx::query(
+                    "UPDATE room_members SET read_seq = $3, read_count = $4 \
+                     WHERE room_id = $1 AND user_id = $2 AND read_seq < $3",
+                )
+                .bind(message.room_id)
+                .bind(message.author_id)
+                .bind(read_seq)
+                .bind(read_count)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(MessageRecord {
+                id: message.id,
+                room_id: message.room_id,
+                seq,
+                author_id: message.author_id,
+                device_id: message.device_id.clone(),
+                client_msg_id: message.client_msg_id.clone(),
+                kind: message.kind.clone(),
+                content: message.content.clone(),
+                created_at_ms: message.created_at_ms,
+                content_ordinal,
+            })
         }
 
         #[async_trait]
@@ -602,5 +783,98 @@ macro_rules! impl_storage {
     };
 }
 
-impl_storage!(SqliteStore, "sqlite");
-impl_storage!(PgStore, "postgres");
+mod sqlite_impl {
+    use super::*;
+    impl_storage!(SqliteStore, Sqlite, "sqlite");
+}
+
+mod postgres_impl {
+    use super::*;
+    impl_storage!(PgStore, Postgres, "postgres");
+}
+
+/// The flat row behind [`RoomListEntry`].
+#[derive(sqlx::FromRow)]
+struct RoomListRow {
+    id: Uuid,
+    kind: String,
+    title: Option<String>,
+    direct_key: Option<String>,
+    created_at_ms: i64,
+    last_seq: i64,
+    content_count: i64,
+    last_content_seq: i64,
+    last_activity_ms: i64,
+    role: String,
+    read_seq: i64,
+    read_count: i64,
+    peer_id: Option<Uuid>,
+    peer_name: Option<String>,
+    lm_id: Option<Uuid>,
+    lm_seq: Option<i64>,
+    lm_author_id: Option<Uuid>,
+    lm_device_id: Option<String>,
+    lm_client_msg_id: Option<String>,
+    lm_kind: Option<String>,
+    lm_content: Option<String>,
+    lm_created_at_ms: Option<i64>,
+    lm_content_ordinal: Option<i64>,
+}
+
+impl RoomListRow {
+    fn into_entry(self) -> RoomListEntry {
+        let last_message = match (
+            self.lm_id,
+            self.lm_seq,
+            self.lm_author_id,
+            self.lm_device_id,
+            self.lm_client_msg_id,
+            self.lm_kind,
+            self.lm_content,
+            self.lm_created_at_ms,
+            self.lm_content_ordinal,
+        ) {
+            (
+                Some(id),
+                Some(seq),
+                Some(author_id),
+                Some(device_id),
+                Some(client_msg_id),
+                Some(kind),
+                Some(content),
+                Some(created_at_ms),
+                Some(content_ordinal),
+            ) => Some(MessageRecord {
+                id,
+                room_id: self.id,
+                seq,
+                author_id,
+                device_id,
+                client_msg_id,
+                kind,
+                content,
+                created_at_ms,
+                content_ordinal,
+            }),
+            _ => None,
+        };
+        RoomListEntry {
+            room: RoomRecord {
+                id: self.id,
+                kind: self.kind,
+                title: self.title,
+                direct_key: self.direct_key,
+                created_at_ms: self.created_at_ms,
+                last_seq: self.last_seq,
+                content_count: self.content_count,
+                last_content_seq: self.last_content_seq,
+                last_activity_ms: self.last_activity_ms,
+            },
+            role: self.role,
+            read_seq: self.read_seq,
+            read_count: self.read_count,
+            peer: self.peer_id.zip(self.peer_name),
+            last_message,
+        }
+    }
+}

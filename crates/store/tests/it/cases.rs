@@ -315,10 +315,14 @@ pub async fn direct_rooms_are_unique_per_pair(store: Arc<dyn Storage>) {
         direct_key: Some(key.clone()),
         created_at_ms: NOW,
         members: vec![(a.id, "member".to_owned()), (b.id, "member".to_owned())],
+        first_message: system_message(id, a.id, "room_created"),
     };
     let first = store.create_room(&new_room(Uuid::now_v7())).await.unwrap();
     let second = store.create_room(&new_room(Uuid::now_v7())).await.unwrap();
-    assert_eq!(first.id, second.id);
+    assert!(first.created && !second.created);
+    let first = first.room;
+    assert_eq!(first.id, second.room.id);
+    assert_eq!(first.last_seq, 1, "the room_created message is seq 1");
     let members: Vec<Uuid> = store
         .members(first.id)
         .await
@@ -341,10 +345,27 @@ pub async fn direct_rooms_are_unique_per_pair(store: Arc<dyn Storage>) {
     assert_eq!(store.room(first.id).await.unwrap().unwrap().kind, "direct");
 }
 
+fn system_message(room: Uuid, author: Uuid, kind: &str) -> NewMessage {
+    NewMessage {
+        id: Uuid::now_v7(),
+        room_id: room,
+        author_id: author,
+        device_id: "server".to_owned(),
+        client_msg_id: Uuid::now_v7().to_string(),
+        kind: kind.to_owned(),
+        content: "{}".to_owned(),
+        created_at_ms: NOW,
+        is_content: false,
+        bumps_activity: true,
+        read_effect: ReadEffect::None,
+    }
+}
+
 async fn group_room(store: &Arc<dyn Storage>, members: &[Uuid]) -> RoomRecord {
+    let id = Uuid::now_v7();
     store
         .create_room(&NewRoom {
-            id: Uuid::now_v7(),
+            id,
             kind: "group".to_owned(),
             title: Some("friends".to_owned()),
             direct_key: None,
@@ -353,9 +374,11 @@ async fn group_room(store: &Arc<dyn Storage>, members: &[Uuid]) -> RoomRecord {
                 .iter()
                 .map(|id| (*id, "member".to_owned()))
                 .collect(),
+            first_message: system_message(id, members[0], "room_created"),
         })
         .await
         .unwrap()
+        .room
 }
 
 fn message(room: Uuid, author: Uuid, device: &str, client_id: &str) -> NewMessage {
@@ -368,6 +391,9 @@ fn message(room: Uuid, author: Uuid, device: &str, client_id: &str) -> NewMessag
         kind: "text".to_owned(),
         content: r#"{"text":"hi"}"#.to_owned(),
         created_at_ms: NOW,
+        is_content: true,
+        bumps_activity: true,
+        read_effect: ReadEffect::None,
     }
 }
 
@@ -378,7 +404,7 @@ pub async fn messages_get_consecutive_sequence_numbers_and_retries_dedupe(store:
         .append_message(&message(room.id, a.id, "phone", "c1"))
         .await
         .unwrap();
-    assert_eq!((first.message.seq, first.duplicate), (1, false));
+    assert_eq!((first.message.seq, first.duplicate), (2, false));
     let retry = store
         .append_message(&message(room.id, a.id, "phone", "c1"))
         .await
@@ -395,24 +421,37 @@ pub async fn messages_get_consecutive_sequence_numbers_and_retries_dedupe(store:
         .unwrap();
     assert_eq!(
         (other_device.message.seq, other_device.duplicate),
-        (2, false)
+        (3, false)
     );
     let third = store
         .append_message(&message(room.id, a.id, "phone", "c2"))
         .await
         .unwrap();
-    assert_eq!(third.message.seq, 3);
-    assert_eq!(store.room(room.id).await.unwrap().unwrap().last_seq, 3);
+    assert_eq!(third.message.seq, 4);
+    assert_eq!(store.room(room.id).await.unwrap().unwrap().last_seq, 4);
 
     let page: Vec<i64> = store
-        .messages_after(room.id, 0, 2)
+        .messages_after(room.id, 1, 2)
         .await
         .unwrap()
         .iter()
         .map(|m| m.seq)
         .collect();
-    assert_eq!(page, vec![1, 2]);
-    let rest = store.messages_after(room.id, 2, 10).await.unwrap();
+    assert_eq!(page, vec![2, 3]);
+    let before: Vec<i64> = store
+        .messages_before(room.id, 4, 2)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.seq)
+        .collect();
+    assert_eq!(before, vec![2, 3], "the page just below, ascending");
+    assert_eq!(
+        store.message_at(room.id, 4).await.unwrap(),
+        Some(third.message.clone())
+    );
+    assert_eq!(store.message_at(room.id, 99).await.unwrap(), None);
+    let rest = store.messages_after(room.id, 3, 10).await.unwrap();
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0], third.message);
 
@@ -448,10 +487,11 @@ pub async fn concurrent_appends_get_distinct_contiguous_sequences(store: Arc<dyn
         }
     }
     seqs.sort_unstable();
-    assert_eq!(seqs, (1..=12).collect::<Vec<i64>>());
-    let stored = store.messages_after(room.id, 0, 100).await.unwrap();
+    assert_eq!(seqs, (2..=13).collect::<Vec<i64>>());
+    let stored = store.messages_after(room.id, 1, 100).await.unwrap();
     assert_eq!(stored.len(), 12);
-    assert_eq!(store.room(room.id).await.unwrap().unwrap().last_seq, 12);
+    let room = store.room(room.id).await.unwrap().unwrap();
+    assert_eq!((room.last_seq, room.content_count), (13, 12));
 }
 
 /// Opening the same database again, as a restart or a second node does,
@@ -467,4 +507,204 @@ pub async fn reopening_applies_no_migration_twice_and_keeps_data(db: &iyagi_test
             "persist"
         );
     }
+}
+
+fn marker(room: Uuid, author: Uuid, kind: &str, effect: ReadEffect) -> NewMessage {
+    NewMessage {
+        is_content: false,
+        bumps_activity: false,
+        read_effect: effect,
+        ..system_message(room, author, kind)
+    }
+}
+
+fn unread(room: &RoomRecord, member: &MemberRecord) -> i64 {
+    room.content_count - member.read_count
+}
+
+pub async fn unread_counts_follow_read_markers_without_scanning(store: Arc<dyn Storage>) {
+    let a = user(&store, "unread_a").await;
+    let b = user(&store, "unread_b").await;
+    let room = group_room(&store, &[a.id, b.id]).await;
+    let state = |user_id| {
+        let store = store.clone();
+        async move {
+            let room = store.room(room.id).await.unwrap().unwrap();
+            let member = store.member(room.id, user_id).await.unwrap().unwrap();
+            (unread(&room, &member), member.read_seq)
+        }
+    };
+    // a sends three messages; sending marks a's own read position.
+    let mut last = None;
+    for i in 0..3 {
+        let mut m = message(room.id, a.id, "phone", &format!("u{i}"));
+        m.read_effect = ReadEffect::UpToSelf;
+        last = Some(store.append_message(&m).await.unwrap().message);
+    }
+    let last = last.unwrap();
+    assert_eq!(state(a.id).await, (0, last.seq));
+    assert_eq!(state(b.id).await, (3, 0));
+    // b reads up to the second message (seq 3): one unread left. The marker
+    // itself is a message (seq 5) but not content.
+    let second_seq = last.seq - 1;
+    let read = store
+        .append_message(&marker(room.id, b.id, "read", ReadEffect::UpTo(second_seq)))
+        .await
+        .unwrap();
+    assert_eq!(read.message.seq, last.seq + 1);
+    assert_eq!(state(b.id).await, (1, second_seq));
+    // A marker below the current position changes nothing.
+    store
+        .append_message(&marker(room.id, b.id, "read", ReadEffect::UpTo(2)))
+        .await
+        .unwrap();
+    assert_eq!(state(b.id).await, (1, second_seq));
+    // Reading a seq that is a marker counts everything up to it.
+    store
+        .append_message(&marker(
+            room.id,
+            b.id,
+            "read",
+            ReadEffect::UpTo(read.message.seq),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(state(b.id).await, (0, read.message.seq));
+    // A read marker for a seq that does not exist is refused and writes nothing.
+    let before = store.room(room.id).await.unwrap().unwrap().last_seq;
+    let bad = store
+        .append_message(&marker(room.id, b.id, "read", ReadEffect::UpTo(999)))
+        .await;
+    assert!(matches!(bad, Err(StoreError::NotFound)), "{bad:?}");
+    assert_eq!(store.room(room.id).await.unwrap().unwrap().last_seq, before);
+}
+
+pub async fn room_lists_order_by_activity_with_peers_and_last_messages(store: Arc<dyn Storage>) {
+    let me = user(&store, "lister").await;
+    let peer = user(&store, "peer").await;
+    let direct_id = Uuid::now_v7();
+    let direct = store
+        .create_room(&NewRoom {
+            id: direct_id,
+            kind: "direct".to_owned(),
+            title: None,
+            direct_key: Some(format!("{}:{}", me.id, peer.id)),
+            created_at_ms: NOW,
+            members: vec![(me.id, "member".to_owned()), (peer.id, "member".to_owned())],
+            first_message: system_message(direct_id, me.id, "room_created"),
+        })
+        .await
+        .unwrap()
+        .room;
+    let mut rooms = vec![direct.id];
+    for _ in 0..4 {
+        rooms.push(group_room(&store, &[me.id, peer.id]).await.id);
+    }
+    // Activity: each room gets a message at a later time, the direct room last.
+    for (i, room_id) in rooms.iter().rev().enumerate() {
+        let mut m = message(*room_id, peer.id, "p", &format!("act{i}"));
+        m.created_at_ms = NOW + 10 + i as i64;
+        store.append_message(&m).await.unwrap();
+    }
+    // A marker does not reorder the list.
+    let mut late_marker = marker(rooms[4], me.id, "read", ReadEffect::None);
+    late_marker.created_at_ms = NOW + 1000;
+    store.append_message(&late_marker).await.unwrap();
+
+    let first_page = store.rooms_for_user(me.id, None, 2).await.unwrap();
+    let ids: Vec<Uuid> = first_page.iter().map(|e| e.room.id).collect();
+    assert_eq!(ids, vec![rooms[0], rooms[1]]);
+    let head = &first_page[0];
+    assert_eq!(head.peer, Some((peer.id, "peer".to_owned())));
+    assert_eq!(
+        head.last_message.as_ref().map(|m| m.kind.as_str()),
+        Some("text")
+    );
+    assert_eq!(head.room.content_count - head.read_count, 1);
+    assert!(first_page[1].peer.is_none(), "groups have no peer");
+    let cursor = first_page
+        .last()
+        .map(|e| (e.room.last_activity_ms, e.room.id));
+    let rest = store.rooms_for_user(me.id, cursor, 10).await.unwrap();
+    let rest_ids: Vec<Uuid> = rest.iter().map(|e| e.room.id).collect();
+    assert_eq!(rest_ids, vec![rooms[2], rooms[3], rooms[4]]);
+    assert!(
+        store
+            .rooms_for_user(Uuid::now_v7(), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.contacts(me.id).await.unwrap(), vec![peer.id]);
+}
+
+pub async fn membership_changes_are_atomic_with_their_system_message(store: Arc<dyn Storage>) {
+    let owner = user(&store, "owner").await;
+    let joiner = user(&store, "joiner").await;
+    let room = group_room(&store, &[owner.id]).await;
+    let change = |user_id, add_as: Option<&str>, promote| MembershipChange {
+        room_id: room.id,
+        user_id,
+        add_as: add_as.map(str::to_owned),
+        promote,
+        message: system_message(
+            room.id,
+            owner.id,
+            if add_as.is_some() {
+                "member_joined"
+            } else {
+                "member_left"
+            },
+        ),
+    };
+    let joined = store
+        .change_membership(&change(joiner.id, Some("member"), None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((joined.seq, joined.kind.as_str()), (2, "member_joined"));
+    assert_eq!(
+        store
+            .change_membership(&change(joiner.id, Some("member"), None))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.room(room.id).await.unwrap().unwrap().last_seq,
+        2,
+        "a no-op writes nothing"
+    );
+    let names: Vec<String> = store
+        .named_members(room.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.username)
+        .collect();
+    assert_eq!(names, vec!["owner".to_owned(), "joiner".to_owned()]);
+
+    let left = store
+        .change_membership(&change(owner.id, None, Some(joiner.id)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left.kind, "member_left");
+    assert_eq!(store.member(room.id, owner.id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .member(room.id, joiner.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        "owner"
+    );
+    assert_eq!(
+        store
+            .change_membership(&change(owner.id, None, None))
+            .await
+            .unwrap(),
+        None
+    );
 }

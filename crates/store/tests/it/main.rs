@@ -40,6 +40,9 @@ storage_suite!(
     direct_rooms_are_unique_per_pair,
     messages_get_consecutive_sequence_numbers_and_retries_dedupe,
     concurrent_appends_get_distinct_contiguous_sequences,
+    unread_counts_follow_read_markers_without_scanning,
+    room_lists_order_by_activity_with_peers_and_last_messages,
+    membership_changes_are_atomic_with_their_system_message,
 );
 
 #[tokio::test]

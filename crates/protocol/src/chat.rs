@@ -1,0 +1,198 @@
+//! Rooms and messages, shared by HTTP (`/v1/rooms/*`) and WebSocket frames.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// Limits on what a client may send. Also announced in the WebSocket `ready` frame.
+pub const CLIENT_MSG_ID_MAX: usize = 64;
+pub const TEXT_MAX_CHARS: usize = 4000;
+pub const CONTENT_MAX_BYTES: usize = 16 * 1024;
+pub const TITLE_MAX_CHARS: usize = 100;
+pub const EMOJI_MAX_BYTES: usize = 32;
+pub const GROUP_MAX_MEMBERS: usize = 1000;
+pub const PAGE_MAX: u32 = 200;
+
+/// What a message is. The first three are written by clients; the rest are
+/// markers and system messages written by the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// `{"text": "..."}`.
+    Text,
+    /// Reserved for the media issue: `{"object": "...", "width", "height", "mime"}`.
+    Image,
+    /// Reserved for the media issue: `{"object": "...", "duration_ms", "mime"}`.
+    Voice,
+    /// A read marker: `{"up_to_seq": N}`.
+    Read,
+    /// A reaction marker: `{"target_seq": N, "emoji": "👍", "action": "add" | "remove"}`.
+    Reaction,
+    /// `{"title": "...", "members": [user ids]}`, the first message of a room.
+    RoomCreated,
+    /// `{"user_id": ..., "by": ...}`.
+    MemberJoined,
+    /// `{"user_id": ..., "by": ...}` (`by` equals `user_id` when they left themselves).
+    MemberLeft,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Text => "text",
+            MessageKind::Image => "image",
+            MessageKind::Voice => "voice",
+            MessageKind::Read => "read",
+            MessageKind::Reaction => "reaction",
+            MessageKind::RoomCreated => "room_created",
+            MessageKind::MemberJoined => "member_joined",
+            MessageKind::MemberLeft => "member_left",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MessageKind> {
+        Some(match s {
+            "text" => MessageKind::Text,
+            "image" => MessageKind::Image,
+            "voice" => MessageKind::Voice,
+            "read" => MessageKind::Read,
+            "reaction" => MessageKind::Reaction,
+            "room_created" => MessageKind::RoomCreated,
+            "member_joined" => MessageKind::MemberJoined,
+            "member_left" => MessageKind::MemberLeft,
+            _ => return None,
+        })
+    }
+
+    /// Content messages count towards unread; markers and system messages do not.
+    pub fn is_content(self) -> bool {
+        matches!(
+            self,
+            MessageKind::Text | MessageKind::Image | MessageKind::Voice
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessageView {
+    pub id: Uuid,
+    pub room_id: Uuid,
+    /// Position in the room: 1, 2, 3... with no gaps, shared by every kind.
+    pub seq: i64,
+    pub author_id: Uuid,
+    pub device_id: String,
+    pub client_msg_id: String,
+    pub kind: MessageKind,
+    #[schema(value_type = Object)]
+    pub content: Value,
+    /// Milliseconds since the Unix epoch, assigned by the server.
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoomKind {
+    Direct,
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    Owner,
+    Member,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct UserRef {
+    pub id: Uuid,
+    pub username: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MemberView {
+    pub user: UserRef,
+    pub role: MemberRole,
+    pub joined_at: i64,
+    /// Highest seq this member has marked read.
+    pub read_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoomView {
+    pub id: Uuid,
+    pub kind: RoomKind,
+    /// Group title; `null` for direct rooms (show `peer`).
+    pub title: Option<String>,
+    /// The other member of a direct room.
+    pub peer: Option<UserRef>,
+    /// Highest seq in the room (every kind).
+    pub last_seq: i64,
+    /// The latest text/image/voice message, if any.
+    pub last_message: Option<MessageView>,
+    /// Content messages after the caller's latest read marker.
+    pub unread: i64,
+    /// Milliseconds since the Unix epoch of the latest activity.
+    pub updated_at: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoomDetail {
+    #[serde(flatten)]
+    pub room: RoomView,
+    pub members: Vec<MemberView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoomList {
+    pub rooms: Vec<RoomView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDirectRoom {
+    /// The other user.
+    pub user_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateGroupRoom {
+    pub title: String,
+    /// Other initial members (the creator is added as owner).
+    #[serde(default)]
+    pub members: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    pub user_id: Uuid,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MessagePage {
+    /// Ascending by seq.
+    pub messages: Vec<MessageView>,
+    /// More messages exist in the direction asked for.
+    pub has_more: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MemberPresence {
+    pub user_id: Uuid,
+    /// At least one device connected.
+    pub online: bool,
+    /// At least one device viewing this room.
+    pub in_room: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RoomPresence {
+    pub room_id: Uuid,
+    pub members: Vec<MemberPresence>,
+}
