@@ -133,3 +133,47 @@ async fn sweep_stale_schemas(conn: &mut sqlx::PgConnection, now: u64) {
         }
     }
 }
+
+/// A key prefix of one's own in the Redis at `IYAGI_TEST_REDIS_URL`.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    /// `None` (skipped) when the variable is unset outside CI.
+    pub async fn new() -> Option<TestRedis> {
+        let url = service_url("IYAGI_TEST_REDIS_URL")?;
+        let client = redis::Client::open(url.as_str()).expect("valid IYAGI_TEST_REDIS_URL");
+        let mut conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach Redis at IYAGI_TEST_REDIS_URL: {e}"));
+        let _: String = redis::cmd("PING")
+            .query_async(&mut conn)
+            .await
+            .expect("redis ping");
+        Some(TestRedis {
+            url,
+            prefix: format!("iyagi_t_{}", uuid::Uuid::new_v4().simple()),
+        })
+    }
+
+    /// Deletes every key under the prefix.
+    pub async fn cleanup(self) {
+        let Ok(client) = redis::Client::open(self.url.as_str()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+        }
+    }
+}
