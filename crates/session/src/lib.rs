@@ -92,6 +92,10 @@ pub trait SessionStore: Send + Sync {
     async fn in_room(&self, user: Uuid, room: Uuid) -> Result<bool, SessionError>;
     /// Distinct device ids viewing the room.
     async fn devices_in_room(&self, user: Uuid, room: Uuid) -> Result<Vec<String>, SessionError>;
+    /// `in_room` for many users at once (one round trip on Redis).
+    async fn in_room_many(&self, users: &[Uuid], room: Uuid) -> Result<Vec<bool>, SessionError>;
+    /// `is_online` for many users at once (one round trip on Redis).
+    async fn online_many(&self, users: &[Uuid]) -> Result<Vec<bool>, SessionError>;
 }
 
 fn distinct_devices(members: impl IntoIterator<Item = String>) -> Vec<String> {

@@ -177,6 +177,31 @@ impl SessionStore for MemorySessionStore {
             self.with(|maps| live(maps.views.get(&(user, room)), now)),
         ))
     }
+
+    async fn in_room_many(&self, users: &[Uuid], room: Uuid) -> Result<Vec<bool>, SessionError> {
+        let now = Instant::now();
+        Ok(self.with(|maps| {
+            users
+                .iter()
+                .map(|u| any_live(&maps.views, &(*u, room), now))
+                .collect()
+        }))
+    }
+
+    async fn online_many(&self, users: &[Uuid]) -> Result<Vec<bool>, SessionError> {
+        let now = Instant::now();
+        Ok(self.with(|maps| {
+            users
+                .iter()
+                .map(|u| any_live(&maps.users, u, now))
+                .collect()
+        }))
+    }
+}
+
+fn any_live<K: std::hash::Hash + Eq>(map: &HashMap<K, Entries>, key: &K, now: Instant) -> bool {
+    map.get(key)
+        .is_some_and(|e| e.values().any(|exp| *exp > now))
 }
 
 /// Removes a member; drops the key when nothing live remains. True when

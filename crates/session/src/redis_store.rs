@@ -100,6 +100,20 @@ impl RedisSessionStore {
             .await?)
     }
 
+    async fn live_counts(&self, keys: Vec<String>) -> Result<Vec<bool>, SessionError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.cmd("ZCOUNT").arg(key).arg(now).arg("+inf");
+        }
+        let mut redis = self.redis.clone();
+        let counts: Vec<i64> = pipe.query_async(&mut redis).await?;
+        Ok(counts.into_iter().map(|c| c > 0).collect())
+    }
+
     async fn live_members(&self, key: String) -> Result<Vec<String>, SessionError> {
         let mut redis = self.redis.clone();
         Ok(redis::cmd("ZRANGEBYSCORE")
@@ -206,5 +220,15 @@ impl SessionStore for RedisSessionStore {
         Ok(distinct_devices(
             self.live_members(self.view_key(user, room)).await?,
         ))
+    }
+
+    async fn in_room_many(&self, users: &[Uuid], room: Uuid) -> Result<Vec<bool>, SessionError> {
+        self.live_counts(users.iter().map(|u| self.view_key(*u, room)).collect())
+            .await
+    }
+
+    async fn online_many(&self, users: &[Uuid]) -> Result<Vec<bool>, SessionError> {
+        self.live_counts(users.iter().map(|u| self.user_key(*u)).collect())
+            .await
     }
 }

@@ -61,6 +61,18 @@ pub async fn room_views_are_per_user_and_room(store: Arc<dyn SessionStore>) {
         store.devices_in_room(user, room).await.unwrap(),
         vec!["phone".to_owned(), "tablet".to_owned()]
     );
+    assert_eq!(
+        store
+            .in_room_many(&[user, other, user], room)
+            .await
+            .unwrap(),
+        vec![true, false, true]
+    );
+    assert_eq!(
+        store.online_many(&[other, user]).await.unwrap(),
+        vec![false, true]
+    );
+    assert!(store.in_room_many(&[], room).await.unwrap().is_empty());
     store.leave_room(user, room, &phone).await.unwrap();
     assert!(
         store.in_room(user, room).await.unwrap(),

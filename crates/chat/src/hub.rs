@@ -1,0 +1,174 @@
+//! In-process fan-out: the live connections of this node, by user.
+//!
+//! A frame is serialised once and shared (`Arc<str>`) by every recipient's
+//! queue. Queues are bounded; a connection whose queue is full is a slow
+//! reader and is told to close (it catches up with `sync` on reconnect), so
+//! one slow client never stalls delivery to anyone else.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use iyagi_protocol::ws::close;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+/// What goes down a connection's queue to its writer task.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A stored room message. The writer delivers each room's messages in
+    /// seq order, without duplicates (see the gateway's writer).
+    Room {
+        room_id: Uuid,
+        seq: i64,
+        frame: Arc<str>,
+    },
+    /// Any other frame, written as is.
+    Frame(Arc<str>),
+    /// Catch-up starts for these rooms: live room messages for them are held
+    /// back until their `SyncEnd`.
+    SyncBegin {
+        rooms: Vec<Uuid>,
+    },
+    /// A replayed room message (part of a catch-up).
+    Replay {
+        room_id: Uuid,
+        seq: i64,
+        frame: Arc<str>,
+    },
+    SyncEnd {
+        room_id: Uuid,
+    },
+    Ping,
+    Close {
+        code: u16,
+        reason: &'static str,
+    },
+}
+
+/// One live connection, as the hub sees it.
+pub struct ConnectionEntry {
+    pub connection_id: Uuid,
+    pub device_id: String,
+    /// iyagi device session (token family) behind the connection, if any.
+    pub session_id: Option<Uuid>,
+    pub queue: mpsc::Sender<Outbound>,
+    /// Set to a close code to make the connection close itself.
+    pub close: watch::Sender<Option<u16>>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    // std RwLock: held only for map operations and non-blocking try_send,
+    // never across an await.
+    users: RwLock<HashMap<Uuid, Vec<ConnectionEntry>>>,
+    delivered: AtomicU64,
+    slow_closed: AtomicU64,
+}
+
+impl Hub {
+    pub fn new() -> Hub {
+        Hub::default()
+    }
+
+    pub fn register(&self, user: Uuid, entry: ConnectionEntry) {
+        let mut users = self.users.write().unwrap_or_else(|p| p.into_inner());
+        users.entry(user).or_default().push(entry);
+    }
+
+    pub fn unregister(&self, user: Uuid, connection_id: Uuid) {
+        let mut users = self.users.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(entries) = users.get_mut(&user) {
+            entries.retain(|e| e.connection_id != connection_id);
+            if entries.is_empty() {
+                users.remove(&user);
+            }
+        }
+    }
+
+    /// Queues `item` for every connection of every user in `users`.
+    pub fn deliver(&self, users: &[Uuid], item: &Outbound) {
+        let map = self.users.read().unwrap_or_else(|p| p.into_inner());
+        for user in users {
+            for entry in map.get(user).into_iter().flatten() {
+                self.offer(entry, item.clone());
+            }
+        }
+    }
+
+    /// Queues `item` for the connections of `users` except one connection.
+    pub fn deliver_except(&self, users: &[Uuid], except: Uuid, item: &Outbound) {
+        let map = self.users.read().unwrap_or_else(|p| p.into_inner());
+        for user in users {
+            for entry in map
+                .get(user)
+                .into_iter()
+                .flatten()
+                .filter(|e| e.connection_id != except)
+            {
+                self.offer(entry, item.clone());
+            }
+        }
+    }
+
+    fn offer(&self, entry: &ConnectionEntry, item: Outbound) {
+        match entry.queue.try_send(item) {
+            Ok(()) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if entry
+                    .close
+                    .send_replace(Some(close::SLOW_CONSUMER))
+                    .is_none()
+                {
+                    self.slow_closed.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(connection_id = %entry.connection_id, "outbound queue full: closing slow connection");
+                }
+            }
+            // The connection is shutting down; its teardown unregisters it.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Closes the user's connections whose session matches (all of them when
+    /// `session` is `None`).
+    pub fn close_sessions(&self, user: Uuid, session: Option<Uuid>, code: u16) -> usize {
+        let map = self.users.read().unwrap_or_else(|p| p.into_inner());
+        let mut closed = 0;
+        for entry in map.get(&user).into_iter().flatten() {
+            if session.is_none() || entry.session_id == session {
+                entry.close.send_replace(Some(code));
+                closed += 1;
+            }
+        }
+        closed
+    }
+
+    /// Asks every connection to close (server shutdown).
+    pub fn close_all(&self, code: u16) {
+        let map = self.users.read().unwrap_or_else(|p| p.into_inner());
+        for entry in map.values().flatten() {
+            entry.close.send_replace(Some(code));
+        }
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.users
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+
+    /// Frames queued since start.
+    pub fn delivered_total(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed for a full queue since start.
+    pub fn slow_closed_total(&self) -> u64 {
+        self.slow_closed.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,725 @@
+//! [`ChatService`]: the rules of rooms and messages.
+//!
+//! Membership rules (documented in docs/protocol.md):
+//! - Direct rooms have exactly their two members, forever.
+//! - In a group, any member may add members; only the owner may remove
+//!   others; anyone may leave. When the owner leaves, the longest-standing
+//!   remaining member becomes owner.
+
+use std::sync::Arc;
+
+use iyagi_protocol::chat::{
+    GROUP_MAX_MEMBERS, MemberPresence, MessageKind, MessagePage, PAGE_MAX, RoomDetail, RoomList,
+    RoomPresence, UserRef,
+};
+use iyagi_protocol::ws::{RoomState, ServerFrame};
+use iyagi_session::SessionStore;
+use iyagi_store::{
+    Appended, MemberRecord, MembershipChange, MessageRecord, NewMessage, NewRoom, ReadEffect,
+    RoomListEntry, RoomRecord, Storage,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::hub::{Hub, Outbound};
+use crate::push::{PushNotification, PushNotifier, to_notify};
+use crate::{ChatError, validate, views};
+
+/// Messages stored in one room are published under a per-room lock, so on
+/// one node every connection sees a room's messages in seq order. Rooms
+/// share a fixed set of locks (striping) so the set never needs cleaning.
+const ROOM_LOCK_STRIPES: usize = 1024;
+const SERVER_DEVICE: &str = "server";
+
+#[derive(Debug, Clone, Copy)]
+pub struct ChatLimits {
+    /// Catch-up replays at most this many messages per room; more gets `reload`.
+    pub max_replay: i64,
+}
+
+impl Default for ChatLimits {
+    fn default() -> Self {
+        ChatLimits { max_replay: 1000 }
+    }
+}
+
+/// The result of a read marker.
+#[derive(Debug, Clone)]
+pub struct ReadOutcome {
+    pub room_id: Uuid,
+    pub read_seq: i64,
+    pub unread: i64,
+    /// The stored marker; `None` when the position did not move.
+    pub marker: Option<MessageRecord>,
+}
+
+/// The result of a membership change.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// The system message, or `None` when nothing changed.
+    pub message: Option<MessageRecord>,
+}
+
+pub struct ChatService {
+    store: Arc<dyn Storage>,
+    sessions: Arc<dyn SessionStore>,
+    hub: Arc<Hub>,
+    push: Arc<dyn PushNotifier>,
+    limits: ChatLimits,
+    room_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn encode(frame: &ServerFrame) -> Arc<str> {
+    // Serialising our own enum of strings, numbers and JSON values cannot fail.
+    serde_json::to_string(frame).unwrap_or_default().into()
+}
+
+impl ChatService {
+    pub fn new(
+        store: Arc<dyn Storage>,
+        sessions: Arc<dyn SessionStore>,
+        hub: Arc<Hub>,
+        push: Arc<dyn PushNotifier>,
+        limits: ChatLimits,
+    ) -> ChatService {
+        let room_locks = (0..ROOM_LOCK_STRIPES)
+            .map(|_| tokio::sync::Mutex::new(()))
+            .collect();
+        ChatService {
+            store,
+            sessions,
+            hub,
+            push,
+            limits,
+            room_locks,
+        }
+    }
+
+    pub fn limits(&self) -> ChatLimits {
+        self.limits
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    pub fn sessions(&self) -> &Arc<dyn SessionStore> {
+        &self.sessions
+    }
+
+    fn room_lock(&self, room: Uuid) -> &tokio::sync::Mutex<()> {
+        &self.room_locks[(room.as_u128() % ROOM_LOCK_STRIPES as u128) as usize]
+    }
+
+    /// The caller's membership, or `NotAMember` (also for unknown rooms).
+    pub async fn require_member(&self, user: Uuid, room: Uuid) -> Result<MemberRecord, ChatError> {
+        self.store
+            .member(room, user)
+            .await?
+            .ok_or(ChatError::NotAMember)
+    }
+
+    async fn require_room(&self, room: Uuid) -> Result<RoomRecord, ChatError> {
+        self.store.room(room).await?.ok_or(ChatError::NotAMember)
+    }
+
+    fn system_message(
+        &self,
+        room: Uuid,
+        author: Uuid,
+        kind: MessageKind,
+        content: serde_json::Value,
+    ) -> NewMessage {
+        NewMessage {
+            id: Uuid::now_v7(),
+            room_id: room,
+            author_id: author,
+            device_id: SERVER_DEVICE.to_owned(),
+            client_msg_id: Uuid::now_v7().to_string(),
+            kind: kind.as_str().to_owned(),
+            content: content.to_string(),
+            created_at_ms: now_ms(),
+            is_content: false,
+            bumps_activity: true,
+            read_effect: ReadEffect::None,
+        }
+    }
+
+    /// Publishes a stored message to every connection of `members`.
+    fn publish(&self, members: &[Uuid], record: &MessageRecord) {
+        let frame = encode(&ServerFrame::Message {
+            message: views::message(record),
+        });
+        self.hub.deliver(
+            members,
+            &Outbound::Room {
+                room_id: record.room_id,
+                seq: record.seq,
+                frame,
+            },
+        );
+    }
+
+    async fn member_ids(&self, room: Uuid) -> Result<Vec<Uuid>, ChatError> {
+        Ok(self
+            .store
+            .members(room)
+            .await?
+            .into_iter()
+            .map(|m| m.user_id)
+            .collect())
+    }
+
+    // ----- rooms -----
+
+    /// The direct room of the caller and `other`, created on first request.
+    pub async fn open_direct(&self, me: Uuid, other: Uuid) -> Result<RoomDetail, ChatError> {
+        if me == other {
+            return Err(ChatError::Validation(
+                "a direct room needs another user".to_owned(),
+            ));
+        }
+        if self.store.user_by_id(other).await?.is_none() {
+            return Err(ChatError::NotFound("no such user"));
+        }
+        let (a, b) = if me < other { (me, other) } else { (other, me) };
+        let id = Uuid::now_v7();
+        let created = self
+            .store
+            .create_room(&NewRoom {
+                id,
+                kind: "direct".to_owned(),
+                title: None,
+                direct_key: Some(format!("{a}:{b}")),
+                created_at_ms: now_ms(),
+                members: vec![(a, "member".to_owned()), (b, "member".to_owned())],
+                first_message: self.system_message(
+                    id,
+                    me,
+                    MessageKind::RoomCreated,
+                    json!({"members": [a, b]}),
+                ),
+            })
+            .await?;
+        if created.created {
+            self.publish_first_message(created.room.id, &[a, b]).await?;
+        }
+        self.room_detail(me, created.room.id).await
+    }
+
+    pub async fn create_group(
+        &self,
+        me: Uuid,
+        title: &str,
+        members: &[Uuid],
+    ) -> Result<RoomDetail, ChatError> {
+        let title = validate::title(title)?;
+        let mut others: Vec<Uuid> = members.iter().copied().filter(|m| *m != me).collect();
+        others.sort();
+        others.dedup();
+        if others.len() + 1 > GROUP_MAX_MEMBERS {
+            return Err(ChatError::Validation(format!(
+                "a group has at most {GROUP_MAX_MEMBERS} members"
+            )));
+        }
+        for user in &others {
+            if self.store.user_by_id(*user).await?.is_none() {
+                return Err(ChatError::NotFound("no such user"));
+            }
+        }
+        let id = Uuid::now_v7();
+        let mut initial = vec![(me, "owner".to_owned())];
+        initial.extend(others.iter().map(|u| (*u, "member".to_owned())));
+        let all: Vec<Uuid> = initial.iter().map(|(u, _)| *u).collect();
+        self.store
+            .create_room(&NewRoom {
+                id,
+                kind: "group".to_owned(),
+                title: Some(title.clone()),
+                direct_key: None,
+                created_at_ms: now_ms(),
+                members: initial,
+                first_message: self.system_message(
+                    id,
+                    me,
+                    MessageKind::RoomCreated,
+                    json!({"title": title, "members": all}),
+                ),
+            })
+            .await?;
+        self.publish_first_message(id, &all).await?;
+        self.room_detail(me, id).await
+    }
+
+    async fn publish_first_message(&self, room: Uuid, members: &[Uuid]) -> Result<(), ChatError> {
+        if let Some(first) = self.store.message_at(room, 1).await? {
+            self.publish(members, &first);
+        }
+        Ok(())
+    }
+
+    pub async fn add_member(
+        &self,
+        me: Uuid,
+        room: Uuid,
+        user: Uuid,
+    ) -> Result<Membership, ChatError> {
+        self.require_member(me, room).await?;
+        let record = self.require_room(room).await?;
+        if record.kind == "direct" {
+            return Err(ChatError::Validation(
+                "direct rooms cannot change members".to_owned(),
+            ));
+        }
+        if self.store.user_by_id(user).await?.is_none() {
+            return Err(ChatError::NotFound("no such user"));
+        }
+        if self.store.members(room).await?.len() >= GROUP_MAX_MEMBERS {
+            return Err(ChatError::Validation(format!(
+                "a group has at most {GROUP_MAX_MEMBERS} members"
+            )));
+        }
+        let _guard = self.room_lock(room).lock().await;
+        let message = self
+            .store
+            .change_membership(&MembershipChange {
+                room_id: room,
+                user_id: user,
+                add_as: Some("member".to_owned()),
+                promote: None,
+                message: self.system_message(
+                    room,
+                    me,
+                    MessageKind::MemberJoined,
+                    json!({"user_id": user, "by": me}),
+                ),
+            })
+            .await?;
+        if let Some(message) = &message {
+            let members = self.member_ids(room).await?;
+            self.publish(&members, message);
+        }
+        Ok(Membership { message })
+    }
+
+    pub async fn remove_member(
+        &self,
+        me: Uuid,
+        room: Uuid,
+        user: Uuid,
+    ) -> Result<Membership, ChatError> {
+        let my_membership = self.require_member(me, room).await?;
+        let record = self.require_room(room).await?;
+        if record.kind == "direct" {
+            return Err(ChatError::Validation(
+                "direct rooms cannot change members".to_owned(),
+            ));
+        }
+        if user != me && my_membership.role != "owner" {
+            return Err(ChatError::Forbidden(
+                "only the room's owner may remove other members",
+            ));
+        }
+        let members = self.store.members(room).await?;
+        let Some(target) = members.iter().find(|m| m.user_id == user) else {
+            return Err(ChatError::NotFound("no such member"));
+        };
+        // Members come oldest first: the heir is the first one who stays.
+        let promote = (target.role == "owner")
+            .then(|| {
+                members
+                    .iter()
+                    .find(|m| m.user_id != user)
+                    .map(|m| m.user_id)
+            })
+            .flatten();
+        let _guard = self.room_lock(room).lock().await;
+        let message = self
+            .store
+            .change_membership(&MembershipChange {
+                room_id: room,
+                user_id: user,
+                add_as: None,
+                promote,
+                message: self.system_message(
+                    room,
+                    me,
+                    MessageKind::MemberLeft,
+                    json!({"user_id": user, "by": me}),
+                ),
+            })
+            .await?;
+        if let Some(message) = &message {
+            // The removed member learns of it too.
+            let recipients: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
+            self.publish(&recipients, message);
+        }
+        Ok(Membership { message })
+    }
+
+    pub async fn room_list(
+        &self,
+        me: Uuid,
+        cursor: Option<(i64, Uuid)>,
+        limit: u32,
+    ) -> Result<RoomList, ChatError> {
+        let limit = limit.clamp(1, PAGE_MAX);
+        let entries = self.store.rooms_for_user(me, cursor, limit + 1).await?;
+        let has_more = entries.len() > limit as usize;
+        let page: Vec<&RoomListEntry> = entries.iter().take(limit as usize).collect();
+        let next_cursor = has_more
+            .then(|| {
+                page.last()
+                    .map(|e| format!("{}.{}", e.room.last_activity_ms, e.room.id))
+            })
+            .flatten();
+        Ok(RoomList {
+            rooms: page.into_iter().map(views::room).collect(),
+            next_cursor,
+        })
+    }
+
+    pub async fn room_detail(&self, me: Uuid, room: Uuid) -> Result<RoomDetail, ChatError> {
+        let mine = self.require_member(me, room).await?;
+        let record = self.require_room(room).await?;
+        let named = self.store.named_members(room).await?;
+        let last_message = match record.last_content_seq {
+            0 => None,
+            seq => self.store.message_at(room, seq).await?,
+        };
+        let peer = (record.kind == "direct")
+            .then(|| named.iter().find(|m| m.member.user_id != me))
+            .flatten()
+            .map(|m| (m.member.user_id, m.username.clone()));
+        let entry = RoomListEntry {
+            room: record,
+            role: mine.role,
+            read_seq: mine.read_seq,
+            read_count: mine.read_count,
+            peer,
+            last_message,
+        };
+        Ok(RoomDetail {
+            room: views::room(&entry),
+            members: named.iter().map(views::member).collect(),
+        })
+    }
+
+    // ----- messages -----
+
+    /// Stores a client message and delivers it; a retry returns the original.
+    pub async fn send(
+        &self,
+        me: Uuid,
+        device: &str,
+        room: Uuid,
+        client_msg_id: &str,
+        kind: MessageKind,
+        content: &serde_json::Value,
+    ) -> Result<Appended, ChatError> {
+        validate::client_msg_id(client_msg_id)?;
+        let content = validate::content(kind, content)?;
+        self.require_member(me, room).await?;
+        let members = self.member_ids(room).await?;
+        let appended = {
+            let _guard = self.room_lock(room).lock().await;
+            let appended = self
+                .store
+                .append_message(&NewMessage {
+                    id: Uuid::now_v7(),
+                    room_id: room,
+                    author_id: me,
+                    device_id: device.to_owned(),
+                    client_msg_id: client_msg_id.to_owned(),
+                    kind: kind.as_str().to_owned(),
+                    content,
+                    created_at_ms: now_ms(),
+                    is_content: true,
+                    bumps_activity: true,
+                    // Writing in a room means having read it.
+                    read_effect: ReadEffect::UpToSelf,
+                })
+                .await?;
+            if !appended.duplicate {
+                self.publish(&members, &appended.message);
+            }
+            appended
+        };
+        if !appended.duplicate {
+            self.notify_absent_members(members, &appended.message).await;
+        }
+        Ok(appended)
+    }
+
+    /// The push decision for one stored message (see [`crate::push`]).
+    async fn notify_absent_members(&self, members: Vec<Uuid>, message: &MessageRecord) {
+        let in_room = match self.sessions.in_room_many(&members, message.room_id).await {
+            Ok(flags) => flags,
+            Err(e) => {
+                // Better a push too many than a message nobody hears about.
+                tracing::warn!(error = %e, "session store unavailable; notifying every other member");
+                vec![false; members.len()]
+            }
+        };
+        for user_id in to_notify(&members, &in_room, message.author_id) {
+            self.push
+                .notify(PushNotification {
+                    user_id,
+                    room_id: message.room_id,
+                    message_id: message.id,
+                    seq: message.seq,
+                    author_id: message.author_id,
+                    kind: message.kind.clone(),
+                })
+                .await;
+        }
+    }
+
+    /// Writes a read marker up to `seq` (a no-op when already read further).
+    pub async fn read(
+        &self,
+        me: Uuid,
+        device: &str,
+        room: Uuid,
+        seq: i64,
+    ) -> Result<ReadOutcome, ChatError> {
+        let member = self.require_member(me, room).await?;
+        let record = self.require_room(room).await?;
+        if seq < 1 || seq > record.last_seq {
+            return Err(ChatError::Validation(format!(
+                "seq must be between 1 and {}",
+                record.last_seq
+            )));
+        }
+        if seq <= member.read_seq {
+            return Ok(ReadOutcome {
+                room_id: room,
+                read_seq: member.read_seq,
+                unread: (record.content_count - member.read_count).max(0),
+                marker: None,
+            });
+        }
+        let marker = {
+            let _guard = self.room_lock(room).lock().await;
+            let appended = self
+                .store
+                .append_message(&NewMessage {
+                    is_content: false,
+                    bumps_activity: false,
+                    read_effect: ReadEffect::UpTo(seq),
+                    device_id: device.to_owned(),
+                    ..self.system_message(room, me, MessageKind::Read, json!({"up_to_seq": seq}))
+                })
+                .await?;
+            let members = self.member_ids(room).await?;
+            self.publish(&members, &appended.message);
+            appended.message
+        };
+        let member = self.require_member(me, room).await?;
+        let record = self.require_room(room).await?;
+        Ok(ReadOutcome {
+            room_id: room,
+            read_seq: member.read_seq,
+            unread: (record.content_count - member.read_count).max(0),
+            marker: Some(marker),
+        })
+    }
+
+    /// Adds or removes a reaction on the content message at `seq`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn react(
+        &self,
+        me: Uuid,
+        device: &str,
+        room: Uuid,
+        seq: i64,
+        emoji: &str,
+        remove: bool,
+        client_msg_id: Option<&str>,
+    ) -> Result<Appended, ChatError> {
+        validate::emoji(emoji)?;
+        if let Some(id) = client_msg_id {
+            validate::client_msg_id(id)?;
+        }
+        self.require_member(me, room).await?;
+        let target = self.store.message_at(room, seq).await?;
+        if !target.is_some_and(|m| MessageKind::parse(&m.kind).is_some_and(MessageKind::is_content))
+        {
+            return Err(ChatError::NotFound("no message with that seq to react to"));
+        }
+        let action = if remove { "remove" } else { "add" };
+        let mut message = NewMessage {
+            is_content: false,
+            bumps_activity: false,
+            device_id: device.to_owned(),
+            ..self.system_message(
+                room,
+                me,
+                MessageKind::Reaction,
+                json!({"target_seq": seq, "emoji": emoji, "action": action}),
+            )
+        };
+        if let Some(id) = client_msg_id {
+            message.client_msg_id = id.to_owned();
+        }
+        let _guard = self.room_lock(room).lock().await;
+        let appended = self.store.append_message(&message).await?;
+        if !appended.duplicate {
+            let members = self.member_ids(room).await?;
+            self.publish(&members, &appended.message);
+        }
+        Ok(appended)
+    }
+
+    /// Tells the other members' connections that `me` is typing. Not stored.
+    pub async fn typing(&self, me: Uuid, room: Uuid) -> Result<(), ChatError> {
+        self.require_member(me, room).await?;
+        let others: Vec<Uuid> = self
+            .member_ids(room)
+            .await?
+            .into_iter()
+            .filter(|u| *u != me)
+            .collect();
+        let frame = encode(&ServerFrame::Typing {
+            room_id: room,
+            user_id: me,
+        });
+        self.hub.deliver(&others, &Outbound::Frame(frame));
+        Ok(())
+    }
+
+    /// A page of history: after `after_seq` (ascending from there) or, by
+    /// default, before `before_seq` (the newest page below it).
+    pub async fn history(
+        &self,
+        me: Uuid,
+        room: Uuid,
+        before_seq: Option<i64>,
+        after_seq: Option<i64>,
+        limit: Option<u32>,
+    ) -> Result<MessagePage, ChatError> {
+        self.require_member(me, room).await?;
+        let limit = limit.unwrap_or(50).clamp(1, PAGE_MAX);
+        let (mut messages, has_more) = match (before_seq, after_seq) {
+            (Some(_), Some(_)) => {
+                return Err(ChatError::Validation(
+                    "give before_seq or after_seq, not both".to_owned(),
+                ));
+            }
+            (None, Some(after)) => {
+                let mut rows = self.store.messages_after(room, after, limit + 1).await?;
+                let more = rows.len() > limit as usize;
+                rows.truncate(limit as usize);
+                (rows, more)
+            }
+            (before, None) => {
+                let mut rows = self
+                    .store
+                    .messages_before(room, before.unwrap_or(i64::MAX), limit + 1)
+                    .await?;
+                let more = rows.len() > limit as usize;
+                if more {
+                    rows.remove(0);
+                }
+                (rows, more)
+            }
+        };
+        Ok(MessagePage {
+            messages: messages.drain(..).map(|m| views::message(&m)).collect(),
+            has_more,
+        })
+    }
+
+    /// Who of the room's members is online and who is viewing it.
+    pub async fn presence(&self, me: Uuid, room: Uuid) -> Result<RoomPresence, ChatError> {
+        self.require_member(me, room).await?;
+        let members = self.member_ids(room).await?;
+        let online = self.sessions.online_many(&members).await?;
+        let in_room = self.sessions.in_room_many(&members, room).await?;
+        Ok(RoomPresence {
+            room_id: room,
+            members: members
+                .iter()
+                .zip(online.iter().zip(in_room))
+                .map(|(user_id, (online, in_room))| MemberPresence {
+                    user_id: *user_id,
+                    online: *online,
+                    in_room,
+                })
+                .collect(),
+        })
+    }
+
+    /// Tells everyone who shares a room with `user` that they came online or went offline.
+    pub async fn announce_presence(&self, user: Uuid, online: bool) -> Result<(), ChatError> {
+        let contacts = self.store.contacts(user).await?;
+        let frame = encode(&ServerFrame::Presence {
+            user_id: user,
+            online,
+        });
+        self.hub.deliver(&contacts, &Outbound::Frame(frame));
+        Ok(())
+    }
+
+    // ----- catch-up -----
+
+    /// Every room of the user with its latest seq and unread count.
+    pub async fn room_states(&self, me: Uuid) -> Result<Vec<RoomState>, ChatError> {
+        let mut states = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self.store.rooms_for_user(me, cursor, PAGE_MAX).await?;
+            let done = page.len() < PAGE_MAX as usize;
+            cursor = page.last().map(|e| (e.room.last_activity_ms, e.room.id));
+            states.extend(page.iter().map(|e| RoomState {
+                room_id: e.room.id,
+                latest_seq: e.room.last_seq,
+                unread: (e.room.content_count - e.read_count).max(0),
+            }));
+            if done {
+                return Ok(states);
+            }
+        }
+    }
+
+    /// The room's latest seq, checking membership.
+    pub async fn latest_seq(&self, me: Uuid, room: Uuid) -> Result<i64, ChatError> {
+        self.require_member(me, room).await?;
+        Ok(self.require_room(room).await?.last_seq)
+    }
+
+    /// A page of stored messages after `after_seq`, for replay.
+    pub async fn replay_page(
+        &self,
+        room: Uuid,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, ChatError> {
+        Ok(self.store.messages_after(room, after_seq, limit).await?)
+    }
+
+    /// Users in the system, for looking up a chat partner by name.
+    pub async fn user_by_username(&self, username: &str) -> Result<UserRef, ChatError> {
+        let user = self
+            .store
+            .user_by_username(&username.to_lowercase())
+            .await?
+            .ok_or(ChatError::NotFound("no such user"))?;
+        Ok(UserRef {
+            id: user.id,
+            username: user.username,
+        })
+    }
+}
+
+/// Encodes a frame once for many recipients; exposed for the gateway.
+pub fn encode_frame(frame: &ServerFrame) -> Arc<str> {
+    encode(frame)
+}

@@ -1,0 +1,127 @@
+//! Limits on what clients send, checked once at the edge of the service.
+
+use iyagi_protocol::chat::{
+    CLIENT_MSG_ID_MAX, CONTENT_MAX_BYTES, EMOJI_MAX_BYTES, MessageKind, TEXT_MAX_CHARS,
+    TITLE_MAX_CHARS,
+};
+use serde_json::Value;
+
+use crate::ChatError;
+
+fn invalid(message: impl Into<String>) -> ChatError {
+    ChatError::Validation(message.into())
+}
+
+pub fn client_msg_id(id: &str) -> Result<(), ChatError> {
+    let len = id.chars().count();
+    if len == 0 || len > CLIENT_MSG_ID_MAX || id.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "client_msg_id must be 1 to {CLIENT_MSG_ID_MAX} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a client-written message and returns its content as JSON text.
+pub fn content(kind: MessageKind, content: &Value) -> Result<String, ChatError> {
+    match kind {
+        MessageKind::Text => {
+            let text = content
+                .as_object()
+                .and_then(|o| o.get("text"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    invalid("a text message's content must be an object with a string field text")
+                })?;
+            let chars = text.chars().count();
+            if chars == 0 || chars > TEXT_MAX_CHARS {
+                return Err(invalid(format!(
+                    "text must be 1 to {TEXT_MAX_CHARS} characters"
+                )));
+            }
+        }
+        MessageKind::Image | MessageKind::Voice => {
+            return Err(invalid(
+                "image and voice messages are not enabled on this server yet",
+            ));
+        }
+        other => {
+            return Err(invalid(format!(
+                "messages of kind {} are written by the server",
+                other.as_str()
+            )));
+        }
+    }
+    let encoded = content.to_string();
+    if encoded.len() > CONTENT_MAX_BYTES {
+        return Err(invalid(format!(
+            "content must be at most {CONTENT_MAX_BYTES} bytes of JSON"
+        )));
+    }
+    Ok(encoded)
+}
+
+pub fn emoji(emoji: &str) -> Result<(), ChatError> {
+    if emoji.is_empty()
+        || emoji.len() > EMOJI_MAX_BYTES
+        || emoji.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(invalid(format!(
+            "emoji must be 1 to {EMOJI_MAX_BYTES} bytes without spaces"
+        )));
+    }
+    Ok(())
+}
+
+pub fn title(title: &str) -> Result<String, ChatError> {
+    let trimmed = title.trim();
+    let len = trimmed.chars().count();
+    if len == 0 || len > TITLE_MAX_CHARS || trimmed.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "title must be 1 to {TITLE_MAX_CHARS} characters"
+        )));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn text_content_rules() {
+        assert!(content(MessageKind::Text, &json!({"text": "hi", "mentions": []})).is_ok());
+        for bad in [
+            json!({}),
+            json!({"text": ""}),
+            json!({"text": 5}),
+            json!("hi"),
+            json!({"text": "x".repeat(4001)}),
+        ] {
+            assert!(content(MessageKind::Text, &bad).is_err(), "{bad}");
+        }
+        assert!(
+            content(MessageKind::Read, &json!({"up_to_seq": 1})).is_err(),
+            "markers are server-written"
+        );
+        assert!(
+            content(MessageKind::Image, &json!({"object": "x"})).is_err(),
+            "reserved"
+        );
+        let big = json!({"text": "x", "pad": "y".repeat(CONTENT_MAX_BYTES)});
+        assert!(content(MessageKind::Text, &big).is_err());
+    }
+
+    #[test]
+    fn ids_emoji_titles() {
+        assert!(client_msg_id("c-1").is_ok());
+        assert!(client_msg_id("").is_err());
+        assert!(client_msg_id(&"x".repeat(65)).is_err());
+        assert!(emoji("👍").is_ok());
+        assert!(emoji("").is_err() && emoji("a b").is_err());
+        assert_eq!(title("  friends ").unwrap(), "friends");
+        assert!(title("   ").is_err());
+    }
+}

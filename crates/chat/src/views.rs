@@ -1,0 +1,68 @@
+//! Storage rows to wire types. The only place chat records meet the protocol.
+
+use iyagi_protocol::chat::{
+    MemberRole, MemberView, MessageKind, MessageView, RoomKind, RoomView, UserRef,
+};
+use iyagi_store::{MessageRecord, NamedMember, RoomListEntry};
+use serde_json::Value;
+
+pub fn message(record: &MessageRecord) -> MessageView {
+    MessageView {
+        id: record.id,
+        room_id: record.room_id,
+        seq: record.seq,
+        author_id: record.author_id,
+        device_id: record.device_id.clone(),
+        client_msg_id: record.client_msg_id.clone(),
+        // Kinds are written only by this crate, so an unknown one means a
+        // newer server wrote it; show it as text rather than fail the page.
+        kind: MessageKind::parse(&record.kind).unwrap_or(MessageKind::Text),
+        content: serde_json::from_str(&record.content).unwrap_or(Value::Null),
+        created_at: record.created_at_ms,
+    }
+}
+
+pub fn room_kind(kind: &str) -> RoomKind {
+    if kind == "direct" {
+        RoomKind::Direct
+    } else {
+        RoomKind::Group
+    }
+}
+
+pub fn role(role: &str) -> MemberRole {
+    if role == "owner" {
+        MemberRole::Owner
+    } else {
+        MemberRole::Member
+    }
+}
+
+pub fn room(entry: &RoomListEntry) -> RoomView {
+    RoomView {
+        id: entry.room.id,
+        kind: room_kind(&entry.room.kind),
+        title: entry.room.title.clone(),
+        peer: entry.peer.as_ref().map(|(id, username)| UserRef {
+            id: *id,
+            username: username.clone(),
+        }),
+        last_seq: entry.room.last_seq,
+        last_message: entry.last_message.as_ref().map(message),
+        unread: (entry.room.content_count - entry.read_count).max(0),
+        updated_at: entry.room.last_activity_ms,
+        created_at: entry.room.created_at_ms,
+    }
+}
+
+pub fn member(named: &NamedMember) -> MemberView {
+    MemberView {
+        user: UserRef {
+            id: named.member.user_id,
+            username: named.username.clone(),
+        },
+        role: role(&named.member.role),
+        joined_at: named.member.created_at_ms,
+        read_seq: named.member.read_seq,
+    }
+}
