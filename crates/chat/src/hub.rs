@@ -36,8 +36,12 @@ pub enum Outbound {
         seq: i64,
         frame: Arc<str>,
     },
+    /// Catch-up of `room_id` is done; the client has seen everything up to
+    /// `seen_up_to` (its own position, the last replayed seq, or the latest
+    /// seq after a `reload`).
     SyncEnd {
         room_id: Uuid,
+        seen_up_to: i64,
     },
     Ping,
     Close {

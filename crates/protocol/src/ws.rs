@@ -8,6 +8,11 @@ use uuid::Uuid;
 use crate::chat::{MessageKind, MessageView, RoomPresence};
 use crate::error::ErrorCode;
 
+/// Every client frame type, for telling an unknown `type` from a malformed frame.
+pub const CLIENT_FRAME_TYPES: [&str; 8] = [
+    "send", "read", "react", "typing", "view", "sync", "history", "presence",
+];
+
 /// Frames a client sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -38,6 +43,9 @@ pub enum ClientFrame {
         emoji: String,
         #[serde(default)]
         remove: bool,
+        /// Optional: makes a retried reaction idempotent, like `send`.
+        #[serde(default)]
+        client_msg_id: Option<String>,
     },
     /// "I am typing in this room." Delivered live to the other members, never stored.
     Typing { room_id: Uuid },
@@ -99,6 +107,19 @@ pub enum ServerFrame {
         reference: Option<String>,
         message: MessageView,
         duplicate: bool,
+    },
+    /// The answer to `read`: your read position and unread count in the room
+    /// (unchanged when the marker was not ahead of your position).
+    ReadAck {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+        room_id: Uuid,
+        read_seq: i64,
+        unread: i64,
+    },
+    /// The answer to `view`: the room this connection now views.
+    Viewing {
+        room_id: Option<Uuid>,
     },
     /// A message in one of your rooms (yours included).
     Message {

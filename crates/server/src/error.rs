@@ -8,7 +8,9 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use iyagi_auth::AuthError;
+use iyagi_chat::ChatError;
 use iyagi_protocol::{ErrorBody, ErrorCode};
+use iyagi_session::SessionError;
 use iyagi_store::StoreError;
 
 #[derive(Debug)]
@@ -87,6 +89,31 @@ impl From<AuthError> for ApiError {
             AuthError::DeviceNotFound => ApiError::new(ErrorCode::NotFound, "no such device"),
             AuthError::Store(e) => e.into(),
             AuthError::Keys(e) | AuthError::Internal(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> ApiError {
+        tracing::error!(error = %err, "session store unavailable");
+        ApiError::new(
+            ErrorCode::Unavailable,
+            "the session store is unavailable; retry later",
+        )
+    }
+}
+
+impl From<ChatError> for ApiError {
+    fn from(err: ChatError) -> ApiError {
+        match err {
+            ChatError::NotAMember => {
+                ApiError::new(ErrorCode::NotAMember, "you are not a member of this room")
+            }
+            ChatError::NotFound(what) => ApiError::new(ErrorCode::NotFound, what),
+            ChatError::Validation(message) => ApiError::new(ErrorCode::ValidationFailed, message),
+            ChatError::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
+            ChatError::Store(e) => e.into(),
+            ChatError::Session(e) => e.into(),
         }
     }
 }

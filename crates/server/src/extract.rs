@@ -66,6 +66,34 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
+/// `Path<T>` whose failures (e.g. a malformed UUID) are `invalid_request`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::PathRejection) -> ApiError {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("bad path: {}", rejection.body_text()),
+        )
+    }
+}
+
+/// `Query<T>` whose failures are `invalid_request`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> ApiError {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("bad query string: {}", rejection.body_text()),
+        )
+    }
+}
+
 /// The authenticated caller, from `Authorization: Bearer <access token>`.
 pub struct Authenticated(pub Principal);
 

@@ -14,8 +14,12 @@ mod routes;
 pub mod settings;
 mod startup;
 mod state;
+mod ws;
 
 pub use openapi::ApiDoc;
-pub use settings::{DatabaseSettings, LogFormat, LogSettings, ServerSettings, Settings};
+pub use settings::{
+    DatabaseSettings, LogFormat, LogSettings, ServerSettings, SessionBackend, SessionSettings,
+    Settings, WsSettings,
+};
 pub use startup::{Application, StartupError};
 pub use state::AppState;

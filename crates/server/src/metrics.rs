@@ -10,6 +10,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -32,6 +33,14 @@ pub struct RouteLabels {
 
 pub struct Metrics {
     registry: Registry,
+    /// Open WebSocket connections on this node.
+    pub ws_connections: Gauge,
+    /// Client frames accepted (parsed) on this node.
+    pub ws_frames_in: Counter,
+    /// Frames queued to connections by the fan-out hub (running total).
+    pub ws_frames_out: Gauge,
+    /// Connections closed for reading too slowly (running total).
+    pub ws_slow_closed: Gauge,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
 }
@@ -58,8 +67,36 @@ impl Metrics {
             "HTTP request latency",
             http_duration.clone(),
         );
+        let ws_connections = Gauge::default();
+        registry.register(
+            "ws_connections",
+            "Open WebSocket connections",
+            ws_connections.clone(),
+        );
+        let ws_frames_in = Counter::default();
+        registry.register(
+            "ws_frames_in",
+            "Client frames accepted",
+            ws_frames_in.clone(),
+        );
+        let ws_frames_out = Gauge::default();
+        registry.register(
+            "ws_frames_out",
+            "Frames queued to connections since start",
+            ws_frames_out.clone(),
+        );
+        let ws_slow_closed = Gauge::default();
+        registry.register(
+            "ws_slow_closed",
+            "Connections closed as slow readers since start",
+            ws_slow_closed.clone(),
+        );
         Metrics {
             registry,
+            ws_connections,
+            ws_frames_in,
+            ws_frames_out,
+            ws_slow_closed,
             http_requests,
             http_duration,
         }

@@ -13,7 +13,74 @@ pub struct Settings {
     pub server: ServerSettings,
     pub database: DatabaseSettings,
     pub auth: AuthSettings,
+    pub ws: WsSettings,
+    pub session: SessionSettings,
     pub log: LogSettings,
+}
+
+/// `[ws]`: the real-time gateway at `/v1/ws`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsSettings {
+    /// The server pings each connection this often.
+    pub heartbeat_interval_ms: u64,
+    /// A connection silent for interval + timeout is closed (code 4000) and
+    /// its sessions removed.
+    pub heartbeat_timeout_ms: u64,
+    /// Frames larger than this get a `frame_too_large` error; the connection stays open.
+    pub max_frame_bytes: usize,
+    /// Frames larger than this close the connection (code 1009).
+    pub hard_max_frame_bytes: usize,
+    /// Frames queued for one connection before it counts as a slow reader
+    /// and is closed (code 4001).
+    pub outbound_queue: usize,
+    /// Client frames per second per connection (also the burst).
+    pub frames_per_second: u32,
+    /// A catch-up longer than this many messages in one room gets `reload`.
+    pub max_replay: i64,
+}
+
+impl Default for WsSettings {
+    fn default() -> Self {
+        WsSettings {
+            heartbeat_interval_ms: 15_000,
+            heartbeat_timeout_ms: 10_000,
+            max_frame_bytes: 64 * 1024,
+            hard_max_frame_bytes: 1024 * 1024,
+            outbound_queue: 256,
+            frames_per_second: 20,
+            max_replay: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionBackend {
+    /// In this process; for one node.
+    Memory,
+    /// Shared by every node.
+    Redis,
+}
+
+/// `[session]`: where device sessions and room views live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    pub store: SessionBackend,
+    pub redis_url: String,
+    /// Prefix of every Redis key, so several deployments can share a server.
+    pub redis_prefix: String,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings {
+            store: SessionBackend::Memory,
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_prefix: "iyagi".to_owned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -96,7 +163,12 @@ impl Settings {
                 "database.url = {url:?} is invalid: it must start with sqlite: or postgres:"
             ));
         }
-        let positive: [(&str, u64); 6] = [
+        let positive: [(&str, u64); 11] = [
+            ("ws.heartbeat_interval_ms", self.ws.heartbeat_interval_ms),
+            ("ws.heartbeat_timeout_ms", self.ws.heartbeat_timeout_ms),
+            ("ws.max_frame_bytes", self.ws.max_frame_bytes as u64),
+            ("ws.outbound_queue", self.ws.outbound_queue as u64),
+            ("ws.frames_per_second", u64::from(self.ws.frames_per_second)),
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
             (
                 "database.max_connections",
@@ -134,6 +206,20 @@ impl Settings {
             if oidc.issuer.is_empty() || oidc.audience.is_empty() {
                 return Err("auth.oidc.issuer and auth.oidc.audience must not be empty".to_owned());
             }
+        }
+        if self.ws.hard_max_frame_bytes < self.ws.max_frame_bytes {
+            return Err(format!(
+                "ws.hard_max_frame_bytes = {} is invalid: it must be at least ws.max_frame_bytes ({})",
+                self.ws.hard_max_frame_bytes, self.ws.max_frame_bytes
+            ));
+        }
+        if self.session.store == SessionBackend::Redis
+            && !self.session.redis_url.starts_with("redis")
+        {
+            return Err(format!(
+                "session.redis_url = {:?} is invalid: it must start with redis://",
+                self.session.redis_url
+            ));
         }
         if self.auth.issuer.is_empty() {
             return Err("auth.issuer must not be empty".to_owned());

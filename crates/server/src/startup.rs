@@ -8,8 +8,11 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::{Router, middleware};
-use iyagi_auth::{AuthError, AuthService};
+use iyagi_auth::{AuthError, AuthService, Revocation};
+use iyagi_chat::{ChatLimits, ChatService, Hub, LogNotifier, PushNotifier};
 use iyagi_protocol::ErrorCode;
+use iyagi_protocol::ws::close;
+use iyagi_session::{MemorySessionStore, RedisSessionStore, SessionError, SessionStore};
 use iyagi_store::{StoreError, StoreOptions};
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -19,7 +22,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::routes;
-use crate::settings::Settings;
+use crate::settings::{SessionBackend, Settings};
 use crate::state::AppState;
 
 #[derive(Debug, Error)]
@@ -30,6 +33,8 @@ pub enum StartupError {
     Store(#[from] StoreError),
     #[error("cannot start the token service: {0}")]
     Auth(#[from] AuthError),
+    #[error("cannot reach the session store: {0}")]
+    Session(#[from] SessionError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -42,12 +47,21 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     state: AppState,
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        Application::build_with(settings, Arc::new(LogNotifier)).await
+    }
+
+    /// Like [`Application::build`], with the push notifier to use.
+    pub async fn build_with(
+        settings: Settings,
+        push: Arc<dyn PushNotifier>,
+    ) -> Result<Application, StartupError> {
         settings.validate().map_err(StartupError::Settings)?;
         let store_options = StoreOptions {
             max_connections: settings.database.max_connections,
@@ -55,12 +69,34 @@ impl Application {
         };
         let store = iyagi_store::open(&settings.database.url, &store_options).await?;
         tracing::info!(backend = store.backend(), "storage ready");
+        let sessions: Arc<dyn SessionStore> = match settings.session.store {
+            SessionBackend::Memory => Arc::new(MemorySessionStore::new()),
+            SessionBackend::Redis => Arc::new(
+                RedisSessionStore::connect(
+                    &settings.session.redis_url,
+                    &settings.session.redis_prefix,
+                )
+                .await?,
+            ),
+        };
         let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()).await?);
+        let chat = Arc::new(ChatService::new(
+            store.clone(),
+            sessions,
+            Arc::new(Hub::new()),
+            push,
+            ChatLimits {
+                max_replay: settings.ws.max_replay,
+            },
+        ));
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {
             settings: Arc::new(settings.clone()),
             store,
             auth,
             metrics: Arc::new(Metrics::new()),
+            chat,
+            shutdown,
         };
         let listener = TcpListener::bind(settings.server.listen)
             .await
@@ -73,6 +109,7 @@ impl Application {
             listener,
             router,
             state,
+            stop,
         })
     }
 
@@ -97,12 +134,13 @@ impl Application {
             listener,
             router,
             state,
+            stop,
         } = self;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
 
-        let pruner = tokio::spawn(prune_limiters(state.clone(), stop_rx.clone()));
-        let mut serve_stop = stop_rx.clone();
+        let pruner = tokio::spawn(prune_limiters(state.clone()));
+        let revoker = tokio::spawn(close_revoked_connections(state.clone()));
+        let mut serve_stop = state.shutdown.clone();
         let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -114,8 +152,10 @@ impl Application {
 
         shutdown.await;
         tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
+        // WebSocket connections watch the same flag and close with 1001.
+        let _ = stop.send(true);
         pruner.abort();
+        revoker.abort();
         let served = match tokio::time::timeout(grace, server).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(std::io::Error::other(join)),
@@ -127,6 +167,12 @@ impl Application {
                 Ok(())
             }
         };
+        let hub = state.chat.hub();
+        hub.close_all(close::GOING_AWAY);
+        let deadline = tokio::time::Instant::now() + grace;
+        while hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         state.store.close().await;
         served
     }
@@ -151,12 +197,39 @@ fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn prune_limiters(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn prune_limiters(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
-        tokio::select! {
-            _ = tick.tick() => state.auth.limiter().prune(),
-            _ = stop.wait_for(|stopped| *stopped) => return,
+        tick.tick().await;
+        state.auth.limiter().prune();
+    }
+}
+
+/// Closes the open connections of sessions that were revoked (logout,
+/// removed device, refresh-token reuse).
+async fn close_revoked_connections(state: AppState) {
+    let mut revocations = state.auth.subscribe_revocations();
+    loop {
+        match revocations.recv().await {
+            Ok(Revocation::Session {
+                user_id,
+                session_id,
+            }) => {
+                state
+                    .chat
+                    .hub()
+                    .close_sessions(user_id, Some(session_id), close::SESSION_REVOKED);
+            }
+            Ok(Revocation::AllSessionsOf { user_id }) => {
+                state
+                    .chat
+                    .hub()
+                    .close_sessions(user_id, None, close::SESSION_REVOKED);
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "revocation events were dropped");
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         }
     }
 }

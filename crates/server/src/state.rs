@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use iyagi_auth::AuthService;
+use iyagi_chat::ChatService;
 use iyagi_store::Storage;
 
 use crate::metrics::Metrics;
@@ -13,4 +14,7 @@ pub struct AppState {
     pub store: Arc<dyn Storage>,
     pub auth: Arc<AuthService>,
     pub metrics: Arc<Metrics>,
+    pub chat: Arc<ChatService>,
+    /// Turns true when the server begins shutting down.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }

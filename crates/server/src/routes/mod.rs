@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod devices;
 pub mod ops;
+pub mod rooms;
 
 use axum::Router;
 
@@ -13,4 +14,6 @@ pub fn router() -> Router<AppState> {
         .merge(ops::router())
         .merge(auth::router())
         .merge(devices::router())
+        .merge(rooms::router())
+        .merge(crate::ws::router())
 }

@@ -59,6 +59,15 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<HealthStatus>,
 /// Prometheus text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let hub = state.chat.hub();
+    state
+        .metrics
+        .ws_frames_out
+        .set(i64::try_from(hub.delivered_total()).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .ws_slow_closed
+        .set(i64::try_from(hub.slow_closed_total()).unwrap_or(i64::MAX));
     (
         StatusCode::OK,
         [(

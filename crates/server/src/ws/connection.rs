@@ -1,0 +1,528 @@
+//! One WebSocket connection: reader loop, heartbeat, dispatch, teardown.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use futures::StreamExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use iyagi_auth::Principal;
+use iyagi_chat::{ConnectionEntry, Outbound, encode_frame, views};
+use iyagi_protocol::ErrorCode;
+use iyagi_protocol::chat::CLIENT_MSG_ID_MAX;
+use iyagi_protocol::chat::{CONTENT_MAX_BYTES, TEXT_MAX_CHARS};
+use iyagi_protocol::ws::{
+    CLIENT_FRAME_TYPES, ClientFrame, Limits, ServerFrame, SyncPosition, close,
+};
+use iyagi_session::Connection;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Messages fetched per storage round trip during catch-up.
+const REPLAY_PAGE: u32 = 200;
+
+pub async fn run(socket: WebSocket, state: AppState, principal: Principal, device_id: String) {
+    let connection_id = Uuid::now_v7();
+    let span = tracing::info_span!("ws", %connection_id, user_id = %principal.user_id, device_id);
+    Session::open(socket, state, principal, device_id, connection_id)
+        .instrument(span)
+        .await;
+}
+
+struct Session {
+    state: AppState,
+    user: Uuid,
+    conn: Connection,
+    queue: mpsc::Sender<Outbound>,
+    viewing: Option<Uuid>,
+    limiter: DefaultDirectRateLimiter,
+    session_ttl: Duration,
+}
+
+impl Session {
+    async fn open(
+        socket: WebSocket,
+        state: AppState,
+        principal: Principal,
+        device_id: String,
+        connection_id: Uuid,
+    ) {
+        let settings = state.settings.ws.clone();
+        let interval = Duration::from_millis(settings.heartbeat_interval_ms);
+        let timeout = Duration::from_millis(settings.heartbeat_timeout_ms);
+        let (sink, mut stream) = socket.split();
+        let (queue, queue_rx) = mpsc::channel(settings.outbound_queue);
+        let (close_tx, mut close_rx) = watch::channel(None);
+        let user = principal.user_id;
+        let conn = Connection {
+            device_id: device_id.clone(),
+            connection_id,
+        };
+        let writer = tokio::spawn(super::writer::run(sink, queue_rx).in_current_span());
+        let per_second = NonZeroU32::new(settings.frames_per_second).unwrap_or(NonZeroU32::MIN);
+        let mut session = Session {
+            state: state.clone(),
+            user,
+            conn,
+            queue,
+            viewing: None,
+            limiter: RateLimiter::direct(Quota::per_second(per_second)),
+            // Entries outlive one missed heartbeat, and vanish soon after the
+            // node stops refreshing them.
+            session_ttl: interval + timeout + Duration::from_secs(5),
+        };
+
+        state.chat.hub().register(
+            user,
+            ConnectionEntry {
+                connection_id,
+                device_id: device_id.clone(),
+                session_id: principal.session_id,
+                queue: session.queue.clone(),
+                close: close_tx,
+            },
+        );
+        state.metrics.ws_connections.inc();
+        match state
+            .chat
+            .sessions()
+            .connect(user, &session.conn, session.session_ttl)
+            .await
+        {
+            Ok(true) => session.announce(true).await,
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "session store unavailable at connect"),
+        }
+        tracing::info!("connected");
+        session.frame(ServerFrame::Ready {
+            user_id: user,
+            device_id,
+            connection_id,
+            heartbeat_interval_ms: settings.heartbeat_interval_ms,
+            heartbeat_timeout_ms: settings.heartbeat_timeout_ms,
+            limits: Limits {
+                max_frame_bytes: settings.max_frame_bytes,
+                max_content_bytes: CONTENT_MAX_BYTES,
+                max_text_chars: TEXT_MAX_CHARS,
+                max_client_msg_id_chars: CLIENT_MSG_ID_MAX,
+                send_per_second: settings.frames_per_second,
+                max_replay: settings.max_replay,
+            },
+        });
+
+        let mut shutdown = state.shutdown.clone();
+        let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
+        let mut last_seen = Instant::now();
+        let close: Option<(u16, &'static str)> = loop {
+            tokio::select! {
+                incoming = stream.next() => match incoming {
+                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "socket error");
+                        let too_big = e.to_string().to_lowercase().contains("too long")
+                            || e.to_string().to_lowercase().contains("too big");
+                        break too_big.then_some((close::TOO_BIG, "frame over the hard size limit"));
+                    }
+                    Some(Ok(message)) => {
+                        last_seen = Instant::now();
+                        match message {
+                            Message::Text(text) => session.handle_text(text.as_str()).await,
+                            Message::Binary(_) => session.error(None, ErrorCode::InvalidRequest, "frames must be JSON text"),
+                            Message::Ping(_) | Message::Pong(_) => {}
+                            Message::Close(_) => break None,
+                        }
+                    }
+                },
+                _ = ping.tick() => {
+                    // Best effort: a full queue is already being handled as a slow reader.
+                    let _ = session.queue.try_send(Outbound::Ping);
+                    if let Err(e) = state.chat.sessions()
+                        .heartbeat(user, &session.conn, session.viewing, session.session_ttl).await {
+                        tracing::warn!(error = %e, "session heartbeat failed");
+                    }
+                }
+                () = tokio::time::sleep_until(last_seen + interval + timeout) => {
+                    tracing::info!("heartbeat timeout");
+                    break Some((close::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
+                }
+                _ = close_rx.changed() => {
+                    let code = (*close_rx.borrow()).unwrap_or(close::GOING_AWAY);
+                    break Some((code, close_reason(code)));
+                }
+                () = async { let _ = shutdown.wait_for(|stopping| *stopping).await; } => break Some((close::GOING_AWAY, "server shutting down")),
+            }
+        };
+
+        // Teardown, on every exit path.
+        state.chat.hub().unregister(user, connection_id);
+        if let Some((code, reason)) = close {
+            let _ = session.queue.try_send(Outbound::Close { code, reason });
+        }
+        let Session {
+            queue,
+            viewing,
+            conn,
+            ..
+        } = session;
+        drop(queue);
+        let mut writer = writer;
+        // A slow reader's writer may be stuck on a full socket: give it a
+        // moment to send the close frame, then drop the socket.
+        if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+        state.metrics.ws_connections.dec();
+        match state.chat.sessions().disconnect(user, &conn, viewing).await {
+            Ok(true) => {
+                if let Err(e) = state.chat.announce_presence(user, false).await {
+                    tracing::warn!(error = %e, "presence announcement failed");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "session store unavailable at disconnect; entries will expire")
+            }
+        }
+        tracing::info!(close_code = close.map(|(c, _)| c), "disconnected");
+    }
+
+    async fn announce(&self, online: bool) {
+        if let Err(e) = self.state.chat.announce_presence(self.user, online).await {
+            tracing::warn!(error = %e, "presence announcement failed");
+        }
+    }
+
+    /// Queues a frame for this connection. A full queue means this client
+    /// is not reading; the hub's slow-reader rule closes it.
+    fn frame(&self, frame: ServerFrame) {
+        if self
+            .queue
+            .try_send(Outbound::Frame(encode_frame(&frame)))
+            .is_err()
+        {
+            tracing::debug!("own queue full; dropping a reply");
+        }
+    }
+
+    fn error(&self, reference: Option<String>, code: ErrorCode, message: impl Into<String>) {
+        self.frame(ServerFrame::Error {
+            reference,
+            code,
+            message: message.into(),
+        });
+    }
+
+    fn api_error(&self, reference: Option<String>, error: impl Into<ApiError>) {
+        let error = error.into();
+        self.error(reference, error.code, error.message);
+    }
+
+    async fn handle_text(&mut self, text: &str) {
+        let max = self.state.settings.ws.max_frame_bytes;
+        if text.len() > max {
+            return self.error(
+                None,
+                ErrorCode::FrameTooLarge,
+                format!("frames are limited to {max} bytes"),
+            );
+        }
+        if self.limiter.check().is_err() {
+            return self.error(
+                None,
+                ErrorCode::RateLimited,
+                format!(
+                    "at most {} frames per second",
+                    self.state.settings.ws.frames_per_second
+                ),
+            );
+        }
+        let frame = match parse(text) {
+            Ok(frame) => frame,
+            Err((code, message)) => return self.error(None, code, message),
+        };
+        self.state.metrics.ws_frames_in.inc();
+        self.dispatch(frame).await;
+    }
+
+    async fn dispatch(&mut self, frame: ClientFrame) {
+        let chat = self.state.chat.clone();
+        let user = self.user;
+        match frame {
+            ClientFrame::Send {
+                reference,
+                room_id,
+                client_msg_id,
+                kind,
+                content,
+            } => {
+                match chat
+                    .send(
+                        user,
+                        &self.conn.device_id,
+                        room_id,
+                        &client_msg_id,
+                        kind,
+                        &content,
+                    )
+                    .await
+                {
+                    Ok(appended) => self.frame(ServerFrame::Ack {
+                        reference,
+                        message: views::message(&appended.message),
+                        duplicate: appended.duplicate,
+                    }),
+                    Err(e) => self.api_error(reference, e),
+                }
+            }
+            ClientFrame::Read {
+                reference,
+                room_id,
+                seq,
+            } => match chat.read(user, &self.conn.device_id, room_id, seq).await {
+                Ok(read) => self.frame(ServerFrame::ReadAck {
+                    reference,
+                    room_id,
+                    read_seq: read.read_seq,
+                    unread: read.unread,
+                }),
+                Err(e) => self.api_error(reference, e),
+            },
+            ClientFrame::React {
+                reference,
+                room_id,
+                seq,
+                emoji,
+                remove,
+                client_msg_id,
+            } => {
+                let result = chat
+                    .react(
+                        user,
+                        &self.conn.device_id,
+                        room_id,
+                        seq,
+                        &emoji,
+                        remove,
+                        client_msg_id.as_deref(),
+                    )
+                    .await;
+                match result {
+                    Ok(appended) => self.frame(ServerFrame::Ack {
+                        reference,
+                        message: views::message(&appended.message),
+                        duplicate: appended.duplicate,
+                    }),
+                    Err(e) => self.api_error(reference, e),
+                }
+            }
+            ClientFrame::Typing { room_id } => {
+                if let Err(e) = chat.typing(user, room_id).await {
+                    self.api_error(None, e);
+                }
+            }
+            ClientFrame::View { room_id } => self.view(room_id).await,
+            ClientFrame::Sync { reference, rooms } => self.sync(reference, rooms).await,
+            ClientFrame::History {
+                reference,
+                room_id,
+                before_seq,
+                after_seq,
+                limit,
+            } => {
+                match chat
+                    .history(user, room_id, before_seq, after_seq, limit)
+                    .await
+                {
+                    Ok(page) => self.frame(ServerFrame::History {
+                        reference,
+                        room_id,
+                        messages: page.messages,
+                        has_more: page.has_more,
+                    }),
+                    Err(e) => self.api_error(reference, e),
+                }
+            }
+            ClientFrame::Presence { reference, room_id } => {
+                match chat.presence(user, room_id).await {
+                    Ok(presence) => self.frame(ServerFrame::PresenceState {
+                        reference,
+                        presence,
+                    }),
+                    Err(e) => self.api_error(reference, e),
+                }
+            }
+        }
+    }
+
+    /// Moves this connection's room view.
+    async fn view(&mut self, room: Option<Uuid>) {
+        let sessions = self.state.chat.sessions().clone();
+        if let Some(room) = room {
+            if let Err(e) = self.state.chat.require_member(self.user, room).await {
+                return self.api_error(None, e);
+            }
+        }
+        if self.viewing != room {
+            if let Some(previous) = self.viewing.take()
+                && let Err(e) = sessions.leave_room(self.user, previous, &self.conn).await
+            {
+                return self.api_error(None, e);
+            }
+            if let Some(room) = room {
+                if let Err(e) = sessions
+                    .enter_room(self.user, room, &self.conn, self.session_ttl)
+                    .await
+                {
+                    return self.api_error(None, e);
+                }
+                self.viewing = Some(room);
+            }
+        }
+        self.frame(ServerFrame::Viewing {
+            room_id: self.viewing,
+        });
+    }
+
+    /// Catch-up (see the writer for how replay and live delivery merge).
+    async fn sync(&mut self, reference: Option<String>, positions: Vec<SyncPosition>) {
+        let chat = self.state.chat.clone();
+        let max_replay = self.state.settings.ws.max_replay;
+        let mut plan = Vec::new();
+        for position in dedupe(positions) {
+            if position.after_seq < 0 {
+                self.error(
+                    reference.clone(),
+                    ErrorCode::ValidationFailed,
+                    "after_seq must be 0 or more",
+                );
+                continue;
+            }
+            match chat.latest_seq(self.user, position.room_id).await {
+                Ok(latest) => plan.push((position, latest)),
+                Err(e) => self.api_error(reference.clone(), e),
+            }
+        }
+        // Awaited sends: catch-up is paced by this client's own reading.
+        let rooms = plan.iter().map(|(p, _)| p.room_id).collect();
+        if self
+            .queue
+            .send(Outbound::SyncBegin { rooms })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        for (position, latest) in plan {
+            let room_id = position.room_id;
+            let mut seen_up_to = position.after_seq.min(latest);
+            if latest - position.after_seq > max_replay {
+                let reload = encode_frame(&ServerFrame::Reload {
+                    room_id,
+                    latest_seq: latest,
+                });
+                seen_up_to = latest;
+                if self.queue.send(Outbound::Frame(reload)).await.is_err() {
+                    return;
+                }
+            } else {
+                while seen_up_to < latest {
+                    let page = match chat.replay_page(room_id, seen_up_to, REPLAY_PAGE).await {
+                        Ok(page) => page,
+                        Err(e) => {
+                            self.api_error(reference.clone(), e);
+                            break;
+                        }
+                    };
+                    let Some(last) = page.last().map(|m| m.seq) else {
+                        break;
+                    };
+                    for message in &page {
+                        let frame = encode_frame(&ServerFrame::Message {
+                            message: views::message(message),
+                        });
+                        if self
+                            .queue
+                            .send(Outbound::Replay {
+                                room_id,
+                                seq: message.seq,
+                                frame,
+                            })
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    seen_up_to = last;
+                }
+            }
+            if self
+                .queue
+                .send(Outbound::SyncEnd {
+                    room_id,
+                    seen_up_to,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        match chat.room_states(self.user).await {
+            Ok(rooms) => self.frame(ServerFrame::Synced { reference, rooms }),
+            Err(e) => self.api_error(reference, e),
+        }
+    }
+}
+
+fn dedupe(mut positions: Vec<SyncPosition>) -> Vec<SyncPosition> {
+    positions.sort_by_key(|p| (p.room_id, p.after_seq));
+    positions.dedup_by_key(|p| p.room_id);
+    positions
+}
+
+/// Parses a client frame, telling malformed JSON, unknown types and bad
+/// fields apart.
+fn parse(text: &str) -> Result<ClientFrame, (ErrorCode, String)> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        (
+            ErrorCode::MalformedJson,
+            format!("frame is not valid JSON: {e}"),
+        )
+    })?;
+    let Some(kind) = value
+        .get("type")
+        .and_then(|t| t.as_str())
+        .map(str::to_owned)
+    else {
+        return Err((
+            ErrorCode::InvalidRequest,
+            "a frame must be a JSON object with a string \"type\"".to_owned(),
+        ));
+    };
+    if !CLIENT_FRAME_TYPES.contains(&kind.as_str()) {
+        return Err((
+            ErrorCode::UnknownFrameType,
+            format!("unknown frame type {kind:?}"),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| (ErrorCode::InvalidRequest, format!("bad {kind} frame: {e}")))
+}
+
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        close::SLOW_CONSUMER => "too slow to read; reconnect and sync",
+        close::SESSION_REVOKED => "session revoked",
+        close::HEARTBEAT_TIMEOUT => "heartbeat timeout",
+        _ => "closing",
+    }
+}

@@ -1,0 +1,93 @@
+//! The real-time gateway: `GET /v1/ws`.
+//!
+//! Each connection is one device's session. The upgrade is authenticated
+//! first (bearer header, or `access_token` query parameter for browsers);
+//! then [`connection::run`] owns the socket: a reader loop in the
+//! connection's task, a writer task fed by a bounded queue, a heartbeat, and
+//! teardown on every exit path.
+
+mod connection;
+mod writer;
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use iyagi_auth::validate::DeviceId;
+use iyagi_protocol::ErrorCode;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/ws", get(upgrade))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WsParams {
+    /// For clients that cannot set headers on a WebSocket (browsers).
+    access_token: Option<String>,
+    /// Required with external OIDC tokens, which carry no device.
+    device_id: Option<String>,
+}
+
+/// Upgrade to the WebSocket protocol (see docs/protocol.md for the frames).
+#[utoipa::path(get, path = "/v1/ws", tag = "realtime",
+    params(
+        ("access_token" = Option<String>, Query, description = "access token, when the client cannot send Authorization"),
+        ("device_id" = Option<String>, Query, description = "device id; needed only with external OIDC tokens"),
+    ),
+    responses(
+        (status = 101, description = "switching to WebSocket"),
+        (status = 401, body = iyagi_protocol::ErrorBody, description = "`unauthenticated`"),
+        (status = 400, body = iyagi_protocol::ErrorBody, description = "`invalid_request`: not a WebSocket upgrade"),
+    ))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<WsParams>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned)
+        .or(params.access_token)
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "missing access token"))?;
+    let principal = state.auth.authenticate(token.trim()).await?;
+    let device_id = match (&principal.device_id, params.device_id) {
+        (Some(device), _) => device.clone(),
+        (None, Some(device)) => DeviceId::parse(&device)
+            .map_err(iyagi_auth::AuthError::from)?
+            .as_str()
+            .to_owned(),
+        (None, None) => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "device_id is required with external tokens",
+            ));
+        }
+    };
+    let upgrade = upgrade.map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            "this endpoint needs a WebSocket upgrade request",
+        )
+    })?;
+    let ws = &state.settings.ws;
+    Ok(upgrade
+        .max_message_size(ws.hard_max_frame_bytes)
+        .max_frame_size(ws.hard_max_frame_bytes)
+        // Small socket buffers: most frames are far below 4 KiB, and every
+        // idle connection pays for its buffers.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| connection::run(socket, state, principal, device_id)))
+}
