@@ -33,7 +33,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> TestApp {
-        let app = Application::build(settings).await.expect("build app");
+        TestApp::spawn_with_push(settings, std::sync::Arc::new(iyagi_chat::LogNotifier)).await
+    }
+
+    pub async fn spawn_with_push(
+        settings: Settings,
+        push: std::sync::Arc<dyn iyagi_chat::PushNotifier>,
+    ) -> TestApp {
+        let app = Application::build_with(settings, push)
+            .await
+            .expect("build app");
         let addr = app.local_addr();
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -109,6 +118,21 @@ impl TestApp {
             .await;
         assert_eq!(response.status(), 200, "login {username}/{device}");
         Tokens::from(response.json::<Value>().await.expect("json"))
+    }
+
+    /// Registers `name` (if needed) and logs in on `device`.
+    pub async fn user(&self, name: &str, device: &str) -> Tokens {
+        let _ = self
+            .post(
+                "/v1/auth/register",
+                json!({"username": name, "password": "correct horse"}),
+            )
+            .await;
+        self.login(name, "correct horse", device).await
+    }
+
+    pub fn ws_url(&self, token: &str) -> String {
+        format!("ws://{}/v1/ws?access_token={}", self.addr, token)
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Response {
