@@ -365,10 +365,10 @@ impl Session {
     /// Moves this connection's room view.
     async fn view(&mut self, room: Option<Uuid>) {
         let sessions = self.state.chat.sessions().clone();
-        if let Some(room) = room {
-            if let Err(e) = self.state.chat.require_member(self.user, room).await {
-                return self.api_error(None, e);
-            }
+        if let Some(room) = room
+            && let Err(e) = self.state.chat.require_member(self.user, room).await
+        {
+            return self.api_error(None, e);
         }
         if self.viewing != room {
             if let Some(previous) = self.viewing.take()

@@ -113,6 +113,15 @@ async fn openapi_document_lists_every_route() {
         "/v1/devices",
         "/v1/devices/{device_id}",
         "/v1/.well-known/jwks.json",
+        "/v1/rooms",
+        "/v1/rooms/direct",
+        "/v1/rooms/{room_id}",
+        "/v1/rooms/{room_id}/members",
+        "/v1/rooms/{room_id}/members/{user_id}",
+        "/v1/rooms/{room_id}/messages",
+        "/v1/rooms/{room_id}/presence",
+        "/v1/users/{username}",
+        "/v1/ws",
     ] {
         assert!(
             doc["paths"][path].is_object(),
