@@ -2,17 +2,16 @@
 //!
 //! [`ChatService`] decides who may do what in which room, turns client
 //! intents into stored messages (through `iyagi-store`), hands every stored
-//! message to the [`Hub`] for live delivery, and decides which members get a
+//! message to the [`Bus`] for live delivery, and decides which members get a
 //! push notification ([`push`]). It knows nothing of sockets or HTTP.
 
 mod error;
-pub mod hub;
 pub mod push;
 mod service;
 mod validate;
 pub mod views;
 
 pub use error::ChatError;
-pub use hub::{ConnectionEntry, Hub, Outbound};
+pub use iyagi_bus::{Bus, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound};
 pub use push::{LogNotifier, PushNotification, PushNotifier, RecordingNotifier, to_notify};
 pub use service::{ChatLimits, ChatService, Membership, ReadOutcome, encode_frame};

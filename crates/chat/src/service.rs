@@ -21,9 +21,9 @@ use iyagi_store::{
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::hub::{Hub, Outbound};
 use crate::push::{PushNotification, PushNotifier, to_notify};
 use crate::{ChatError, validate, views};
+use iyagi_bus::{Bus, Delivery, Hub};
 
 /// Messages stored in one room are published under a per-room lock, so on
 /// one node every connection sees a room's messages in seq order. Rooms
@@ -63,7 +63,7 @@ pub struct Membership {
 pub struct ChatService {
     store: Arc<dyn Storage>,
     sessions: Arc<dyn SessionStore>,
-    hub: Arc<Hub>,
+    bus: Arc<dyn Bus>,
     push: Arc<dyn PushNotifier>,
     limits: ChatLimits,
     room_locks: Vec<tokio::sync::Mutex<()>>,
@@ -85,7 +85,7 @@ impl ChatService {
     pub fn new(
         store: Arc<dyn Storage>,
         sessions: Arc<dyn SessionStore>,
-        hub: Arc<Hub>,
+        bus: Arc<dyn Bus>,
         push: Arc<dyn PushNotifier>,
         limits: ChatLimits,
     ) -> ChatService {
@@ -95,7 +95,7 @@ impl ChatService {
         ChatService {
             store,
             sessions,
-            hub,
+            bus,
             push,
             limits,
             room_locks,
@@ -106,8 +106,14 @@ impl ChatService {
         self.limits
     }
 
+    /// This node's connections.
     pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
+        self.bus.hub()
+    }
+
+    /// Delivery to every node.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
     }
 
     pub fn sessions(&self) -> &Arc<dyn SessionStore> {
@@ -157,9 +163,9 @@ impl ChatService {
         let frame = encode(&ServerFrame::Message {
             message: views::message(record),
         });
-        self.hub.deliver(
+        self.bus.deliver(
             members,
-            &Outbound::Room {
+            Delivery::Room {
                 room_id: record.room_id,
                 seq: record.seq,
                 frame,
@@ -591,7 +597,7 @@ impl ChatService {
             room_id: room,
             user_id: me,
         });
-        self.hub.deliver(&others, &Outbound::Frame(frame));
+        self.bus.deliver(&others, Delivery::Frame(frame));
         Ok(())
     }
 
@@ -664,7 +670,7 @@ impl ChatService {
             user_id: user,
             online,
         });
-        self.hub.deliver(&contacts, &Outbound::Frame(frame));
+        self.bus.deliver(&contacts, Delivery::Frame(frame));
         Ok(())
     }
 

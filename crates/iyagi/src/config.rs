@@ -17,7 +17,7 @@ pub struct Overrides {
 
 /// The configuration sections. Only `IYAGI_<SECTION>__...` variables are
 /// configuration; others with the prefix (IYAGI_CONFIG, IYAGI_TEST_*) are not.
-const SECTIONS: [&str; 6] = ["server", "database", "auth", "ws", "session", "log"];
+const SECTIONS: [&str; 7] = ["server", "database", "auth", "ws", "session", "bus", "log"];
 
 pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
     let mut figment = Figment::from(Serialized::defaults(Settings::default()));

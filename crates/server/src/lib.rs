@@ -18,8 +18,8 @@ mod ws;
 
 pub use openapi::ApiDoc;
 pub use settings::{
-    DatabaseSettings, LogFormat, LogSettings, ServerSettings, SessionBackend, SessionSettings,
-    Settings, WsSettings,
+    BusBackend, BusSettings, DatabaseSettings, LogFormat, LogSettings, ServerSettings,
+    SessionBackend, SessionSettings, Settings, WsSettings,
 };
 pub use startup::{Application, StartupError};
 pub use state::AppState;

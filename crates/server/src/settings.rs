@@ -15,7 +15,37 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub ws: WsSettings,
     pub session: SessionSettings,
+    pub bus: BusSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BusBackend {
+    /// In this process; for one node.
+    Local,
+    /// NATS core pub/sub; for several nodes.
+    Nats,
+}
+
+/// `[bus]`: how live frames reach connections held by other nodes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusSettings {
+    pub kind: BusBackend,
+    pub nats_url: String,
+    /// Nodes sharing this prefix form one cluster.
+    pub subject_prefix: String,
+}
+
+impl Default for BusSettings {
+    fn default() -> Self {
+        BusSettings {
+            kind: BusBackend::Local,
+            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            subject_prefix: "iyagi".to_owned(),
+        }
+    }
 }
 
 /// `[ws]`: the real-time gateway at `/v1/ws`.

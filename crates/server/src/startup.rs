@@ -9,7 +9,8 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::{Router, middleware};
 use iyagi_auth::{AuthError, AuthService, Revocation};
-use iyagi_chat::{ChatLimits, ChatService, Hub, LogNotifier, PushNotifier};
+use iyagi_bus::{Bus, Hub, LocalBus, NatsBus, NatsBusError};
+use iyagi_chat::{ChatLimits, ChatService, LogNotifier, PushNotifier};
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::ws::close;
 use iyagi_session::{MemorySessionStore, RedisSessionStore, SessionError, SessionStore};
@@ -22,7 +23,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::metrics::{self, Metrics};
 use crate::routes;
-use crate::settings::{SessionBackend, Settings};
+use crate::settings::{BusBackend, SessionBackend, Settings};
 use crate::state::AppState;
 
 #[derive(Debug, Error)]
@@ -35,6 +36,8 @@ pub enum StartupError {
     Auth(#[from] AuthError),
     #[error("cannot reach the session store: {0}")]
     Session(#[from] SessionError),
+    #[error("cannot start the fan-out bus: {0}")]
+    Bus(#[from] NatsBusError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -80,10 +83,17 @@ impl Application {
             ),
         };
         let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()).await?);
+        let hub = Arc::new(Hub::new());
+        let bus: Arc<dyn Bus> = match settings.bus.kind {
+            BusBackend::Local => Arc::new(LocalBus::new(hub)),
+            BusBackend::Nats => Arc::new(
+                NatsBus::connect(&settings.bus.nats_url, &settings.bus.subject_prefix, hub).await?,
+            ),
+        };
         let chat = Arc::new(ChatService::new(
             store.clone(),
             sessions,
-            Arc::new(Hub::new()),
+            bus,
             push,
             ChatLimits {
                 max_replay: settings.ws.max_replay,
@@ -217,13 +227,13 @@ async fn close_revoked_connections(state: AppState) {
             }) => {
                 state
                     .chat
-                    .hub()
+                    .bus()
                     .close_sessions(user_id, Some(session_id), close::SESSION_REVOKED);
             }
             Ok(Revocation::AllSessionsOf { user_id }) => {
                 state
                     .chat
-                    .hub()
+                    .bus()
                     .close_sessions(user_id, None, close::SESSION_REVOKED);
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {

@@ -1,31 +1,62 @@
 //! The writer task of one connection: the only owner of the socket's sink.
 //!
 //! Room messages reach a connection two ways: live (published as they are
-//! stored) and replayed (catch-up). The writer merges them so that each room's
-//! messages go out in seq order with no duplicates:
+//! stored) and replayed (catch-up). The writer merges them so that each
+//! room's messages reach the client at most once:
 //! - before the first `sync`, live room messages are dropped (they are in
 //!   storage, and the sync fetches them);
 //! - while a room is being caught up, its live messages are held back, then
-//!   those beyond the replay are released in order;
-//! - afterwards, a live message at or below the room's high-water mark is a
-//!   duplicate and is dropped.
+//!   released in seq order after the replay;
+//! - a message the client already has (at or below its sync position, or
+//!   delivered before) is dropped.
+//!
+//! On one node a room's live messages arrive in seq order. With several
+//! nodes, messages of one room stored through different nodes can arrive
+//! out of order; a late lower seq is still delivered once (not mistaken for
+//! a duplicate), which is why the writer remembers recent seqs rather than
+//! only the highest.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::SinkExt;
 use futures::stream::SplitSink;
-use iyagi_chat::Outbound;
+use iyagi_bus::Outbound;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+/// How many recent seqs per room are remembered above the floor.
+const RECENT: usize = 256;
+
 #[derive(Default)]
 struct RoomCursor {
-    /// Highest seq this connection has been given in the room.
-    high_water: Option<i64>,
+    /// Every seq at or below this is known to the client.
+    floor: i64,
+    /// Seqs above `floor` delivered on this connection.
+    delivered: BTreeSet<i64>,
     /// Live messages held back while the room is being caught up.
     held: Option<Vec<(i64, Arc<str>)>>,
+}
+
+impl RoomCursor {
+    /// Whether `seq` should go out now; records it if so.
+    fn admit(&mut self, seq: i64) -> bool {
+        if seq <= self.floor || !self.delivered.insert(seq) {
+            return false;
+        }
+        while self.delivered.len() > RECENT {
+            if let Some(lowest) = self.delivered.pop_first() {
+                self.floor = self.floor.max(lowest);
+            }
+        }
+        true
+    }
+
+    fn raise_floor(&mut self, seen_up_to: i64) {
+        self.floor = self.floor.max(seen_up_to);
+        self.delivered.retain(|seq| *seq > seen_up_to);
+    }
 }
 
 pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Receiver<Outbound>) {
@@ -47,10 +78,9 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
                     held.push((seq, frame));
                     continue;
                 }
-                if cursor.high_water.is_some_and(|h| seq <= h) {
+                if !cursor.admit(seq) {
                     continue;
                 }
-                cursor.high_water = Some(seq);
                 sink.send(text(&frame)).await
             }
             Outbound::SyncBegin { rooms: syncing } => {
@@ -69,8 +99,8 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
                 seq,
                 frame,
             } => {
-                let cursor = rooms.entry(room_id).or_default();
-                cursor.high_water = Some(cursor.high_water.map_or(seq, |h| h.max(seq)));
+                // Replay sends exactly what the client asked for.
+                rooms.entry(room_id).or_default().admit(seq);
                 sink.send(text(&frame)).await
             }
             Outbound::SyncEnd {
@@ -78,20 +108,18 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
                 seen_up_to,
             } => {
                 let cursor = rooms.entry(room_id).or_default();
-                let mut high = cursor.high_water.map_or(seen_up_to, |h| h.max(seen_up_to));
+                cursor.raise_floor(seen_up_to);
                 let mut held = cursor.held.take().unwrap_or_default();
                 held.sort_by_key(|(seq, _)| *seq);
                 let mut result = Ok(());
                 for (seq, frame) in held {
-                    if seq > high {
-                        high = seq;
+                    if cursor.admit(seq) {
                         result = sink.feed(text(&frame)).await;
                         if result.is_err() {
                             break;
                         }
                     }
                 }
-                cursor.high_water = Some(high);
                 match result {
                     Ok(()) => sink.flush().await,
                     Err(e) => Err(e),
@@ -117,4 +145,30 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
 
 fn text(frame: &str) -> Message {
     Message::Text(frame.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RoomCursor;
+
+    #[test]
+    fn admits_each_seq_once_even_out_of_order() {
+        let mut cursor = RoomCursor::default();
+        cursor.raise_floor(10);
+        assert!(!cursor.admit(10), "the client has it already");
+        assert!(cursor.admit(12));
+        assert!(cursor.admit(11), "a late lower seq is still new");
+        assert!(
+            !cursor.admit(12) && !cursor.admit(11),
+            "duplicates are dropped"
+        );
+        for seq in 13..13 + 300 {
+            assert!(cursor.admit(seq));
+        }
+        assert!(cursor.delivered.len() <= super::RECENT);
+        assert!(
+            !cursor.admit(20),
+            "old seqs below the window are assumed delivered"
+        );
+    }
 }

@@ -9,6 +9,7 @@ mod ws_client;
 
 mod auth_flow;
 mod bad_input;
+mod cluster;
 mod keys;
 mod oidc;
 mod ops;

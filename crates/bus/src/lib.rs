@@ -1,0 +1,80 @@
+//! Fan-out: getting a frame to every connection of a set of users.
+//!
+//! [`Hub`] holds this node's connections. A [`Bus`] delivers to the Hubs of
+//! every node: [`LocalBus`] when there is one node, [`NatsBus`] when there
+//! are several (each node publishes once to NATS and delivers what the
+//! others publish). Services talk to the `Bus`, never to another node.
+
+mod hub;
+mod nats;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use hub::{ConnectionEntry, Hub, Outbound};
+pub use nats::{NatsBus, NatsBusError};
+
+/// What may cross nodes: stored room messages and other frames.
+#[derive(Debug, Clone)]
+pub enum Delivery {
+    Room {
+        room_id: Uuid,
+        seq: i64,
+        frame: Arc<str>,
+    },
+    Frame(Arc<str>),
+}
+
+impl Delivery {
+    fn outbound(&self) -> Outbound {
+        match self {
+            Delivery::Room {
+                room_id,
+                seq,
+                frame,
+            } => Outbound::Room {
+                room_id: *room_id,
+                seq: *seq,
+                frame: frame.clone(),
+            },
+            Delivery::Frame(frame) => Outbound::Frame(frame.clone()),
+        }
+    }
+}
+
+pub trait Bus: Send + Sync {
+    /// This node's connections.
+    fn hub(&self) -> &Arc<Hub>;
+    /// Queues `delivery` for every connection of `users` on every node.
+    /// Never blocks: live delivery is best effort, storage is the truth.
+    fn deliver(&self, users: &[Uuid], delivery: Delivery);
+    /// Closes, on every node, the user's connections of `session` (all of
+    /// them when `None`).
+    fn close_sessions(&self, user: Uuid, session: Option<Uuid>, code: u16);
+}
+
+/// One node: delivery is the Hub.
+pub struct LocalBus {
+    hub: Arc<Hub>,
+}
+
+impl LocalBus {
+    pub fn new(hub: Arc<Hub>) -> LocalBus {
+        LocalBus { hub }
+    }
+}
+
+impl Bus for LocalBus {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    fn deliver(&self, users: &[Uuid], delivery: Delivery) {
+        self.hub.deliver(users, &delivery.outbound());
+    }
+
+    fn close_sessions(&self, user: Uuid, session: Option<Uuid>, code: u16) {
+        self.hub.close_sessions(user, session, code);
+    }
+}

@@ -1,0 +1,216 @@
+//! Fan-out across nodes through NATS (core pub/sub).
+//!
+//! Every node subscribes to one subject, `{prefix}.fanout`. A node delivers
+//! to its own connections directly and publishes once; the others deliver
+//! what they receive to theirs (ignoring their own echo). One subject for
+//! all is simplest and right for tens of nodes: each node filters by the
+//! users it holds, and a node without such users does a map lookup per
+//! event. Publishes go through one task in order, and NATS keeps one
+//! publisher's order, so each room's messages from one node stay in seq order.
+//!
+//! Wire format of one event: a JSON header line, then the frame text as is
+//! (so the frame, already JSON, is not escaped a second time).
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::{Bus, Delivery, Hub};
+
+#[derive(Debug, Error)]
+pub enum NatsBusError {
+    #[error("cannot connect to NATS: {0}")]
+    Connect(#[from] async_nats::ConnectError),
+    #[error("cannot subscribe: {0}")]
+    Subscribe(#[from] async_nats::SubscribeError),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "k", rename_all = "snake_case")]
+enum Header {
+    Room {
+        o: Uuid,
+        u: Vec<Uuid>,
+        r: Uuid,
+        s: i64,
+    },
+    Frame {
+        o: Uuid,
+        u: Vec<Uuid>,
+    },
+    Close {
+        o: Uuid,
+        user: Uuid,
+        session: Option<Uuid>,
+        code: u16,
+    },
+}
+
+impl Header {
+    fn origin(&self) -> Uuid {
+        match self {
+            Header::Room { o, .. } | Header::Frame { o, .. } | Header::Close { o, .. } => *o,
+        }
+    }
+}
+
+/// Events waiting to be published; beyond this, live delivery to other
+/// nodes is shed (they catch up from storage on `sync`).
+const PUBLISH_QUEUE: usize = 65_536;
+
+pub struct NatsBus {
+    hub: Arc<Hub>,
+    node: Uuid,
+    outgoing: mpsc::Sender<Bytes>,
+}
+
+impl NatsBus {
+    /// Connects, subscribes, and starts the publish and receive tasks.
+    pub async fn connect(
+        url: &str,
+        subject_prefix: &str,
+        hub: Arc<Hub>,
+    ) -> Result<NatsBus, NatsBusError> {
+        let client = async_nats::connect(url).await?;
+        let subject = format!("{subject_prefix}.fanout");
+        let mut subscription = client.subscribe(subject.clone()).await?;
+        let node = Uuid::now_v7();
+        let (outgoing, mut queue) = mpsc::channel::<Bytes>(PUBLISH_QUEUE);
+
+        let publisher = client.clone();
+        let publish_subject = subject.clone();
+        tokio::spawn(async move {
+            while let Some(payload) = queue.recv().await {
+                if let Err(e) = publisher.publish(publish_subject.clone(), payload).await {
+                    tracing::warn!(error = %e, "publishing to NATS failed");
+                }
+            }
+        });
+
+        let receiving_hub = hub.clone();
+        tokio::spawn(async move {
+            while let Some(message) = subscription.next().await {
+                deliver_remote(&receiving_hub, node, &message.payload);
+            }
+            tracing::warn!("NATS subscription ended");
+        });
+        tracing::info!(%node, subject, "fan-out over NATS");
+        Ok(NatsBus {
+            hub,
+            node,
+            outgoing,
+        })
+    }
+
+    fn publish(&self, header: &Header, frame: Option<&str>) {
+        let Ok(head) = serde_json::to_vec(header) else {
+            return;
+        };
+        let mut payload = BytesMut::with_capacity(head.len() + 1 + frame.map_or(0, str::len));
+        payload.put_slice(&head);
+        payload.put_u8(b'\n');
+        if let Some(frame) = frame {
+            payload.put_slice(frame.as_bytes());
+        }
+        if self.outgoing.try_send(payload.freeze()).is_err() {
+            tracing::warn!("NATS publish queue full; other nodes will catch up from storage");
+        }
+    }
+}
+
+fn deliver_remote(hub: &Hub, me: Uuid, payload: &[u8]) {
+    let Some(split) = payload.iter().position(|b| *b == b'\n') else {
+        return;
+    };
+    let Ok(header) = serde_json::from_slice::<Header>(&payload[..split]) else {
+        tracing::warn!("ignoring a malformed fan-out event");
+        return;
+    };
+    if header.origin() == me {
+        return;
+    }
+    let frame = || -> Option<Arc<str>> {
+        std::str::from_utf8(&payload[split + 1..])
+            .ok()
+            .map(Arc::from)
+    };
+    match header {
+        Header::Room { u, r, s, .. } => {
+            if let Some(frame) = frame() {
+                hub.deliver(
+                    &u,
+                    &crate::Outbound::Room {
+                        room_id: r,
+                        seq: s,
+                        frame,
+                    },
+                );
+            }
+        }
+        Header::Frame { u, .. } => {
+            if let Some(frame) = frame() {
+                hub.deliver(&u, &crate::Outbound::Frame(frame));
+            }
+        }
+        Header::Close {
+            user,
+            session,
+            code,
+            ..
+        } => {
+            hub.close_sessions(user, session, code);
+        }
+    }
+}
+
+impl Bus for NatsBus {
+    fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    fn deliver(&self, users: &[Uuid], delivery: Delivery) {
+        self.hub.deliver(users, &delivery.outbound());
+        match &delivery {
+            Delivery::Room {
+                room_id,
+                seq,
+                frame,
+            } => {
+                self.publish(
+                    &Header::Room {
+                        o: self.node,
+                        u: users.to_vec(),
+                        r: *room_id,
+                        s: *seq,
+                    },
+                    Some(frame),
+                );
+            }
+            Delivery::Frame(frame) => self.publish(
+                &Header::Frame {
+                    o: self.node,
+                    u: users.to_vec(),
+                },
+                Some(frame),
+            ),
+        }
+    }
+
+    fn close_sessions(&self, user: Uuid, session: Option<Uuid>, code: u16) {
+        self.hub.close_sessions(user, session, code);
+        self.publish(
+            &Header::Close {
+                o: self.node,
+                user,
+                session,
+                code,
+            },
+            None,
+        );
+    }
+}
