@@ -1,0 +1,146 @@
+//! `iyagi-bench`: the load generator's command line.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use iyagi_bench::scenarios::{self, Context};
+use iyagi_bench::setup::Target;
+
+#[derive(Parser)]
+#[command(
+    name = "iyagi-bench",
+    about = "Load generator for iyagi, and a bare relay to compare against"
+)]
+struct Cli {
+    /// host:port of the server under test.
+    #[arg(long, global = true, default_value = "127.0.0.1:8080")]
+    target: String,
+    /// The target is `iyagi-bench relay`, not iyagi (no accounts, no storage).
+    #[arg(long, global = true)]
+    relay: bool,
+    /// The server's process id, for its CPU time and memory (from /proc).
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+    /// No progress line.
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// N idle authenticated connections; server memory per connection.
+    Idle {
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        #[arg(long, default_value_t = 20)]
+        hold_secs: u64,
+        #[arg(long, default_value_t = 256)]
+        concurrency: usize,
+    },
+    /// P pairs in direct rooms; throughput, latency, losses, CPU per message.
+    Pairs {
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        #[arg(long, default_value_t = 16)]
+        window: usize,
+        #[arg(long, default_value_t = 1000)]
+        messages: u64,
+        /// Open loop at this many messages/s in total (instead of a window).
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        pad: usize,
+    },
+    /// One group room of M members; deliveries per second, CPU per delivery.
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        #[arg(long, default_value_t = 50.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
+    /// A device away while K messages arrive reconnects and syncs.
+    Catchup {
+        #[arg(long, default_value_t = 1000)]
+        messages: u64,
+    },
+    /// Run the bare relay server.
+    Relay {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: SocketAddr,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let ctx = Context {
+        target: Target::new(&cli.target, cli.relay),
+        server_pid: cli.server_pid,
+        progress: !cli.quiet,
+    };
+    let report = match cli.command {
+        Command::Relay { listen } => return iyagi_bench::relay::serve(listen).await,
+        Command::Idle {
+            connections,
+            users,
+            hold_secs,
+            concurrency,
+        } => {
+            let opts = scenarios::idle::Options {
+                connections,
+                users,
+                hold: Duration::from_secs(hold_secs),
+                concurrency,
+            };
+            scenarios::idle::run(&ctx, opts).await?
+        }
+        Command::Pairs {
+            pairs,
+            window,
+            messages,
+            rate,
+            pad,
+        } => {
+            scenarios::pairs::run(
+                &ctx,
+                scenarios::pairs::Options {
+                    pairs,
+                    window,
+                    messages,
+                    rate,
+                    pad,
+                },
+            )
+            .await?
+        }
+        Command::Fanout {
+            members,
+            senders,
+            rate,
+            secs,
+        } => {
+            let opts = scenarios::fanout::Options {
+                members,
+                senders,
+                rate,
+                duration: Duration::from_secs(secs),
+            };
+            scenarios::fanout::run(&ctx, opts).await?
+        }
+        Command::Catchup { messages } => {
+            scenarios::catchup::run(&ctx, scenarios::catchup::Options { messages }).await?
+        }
+    };
+    print!("{}", report.human());
+    println!("{}", report.json_line());
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Accounts and rooms over HTTP, before a scenario starts.
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+/// A logged-in bench user.
+#[derive(Debug, Clone)]
+pub struct BenchUser {
+    pub id: String,
+    pub token: String,
+}
+
+/// How to reach the target: iyagi (full HTTP API) or the bare relay (no accounts).
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub http: String,
+    pub ws: String,
+    pub relay: bool,
+}
+
+impl Target {
+    pub fn new(addr: &str, relay: bool) -> Target {
+        Target {
+            http: format!("http://{addr}"),
+            ws: format!("ws://{addr}/v1/ws"),
+            relay,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        if self.relay { "relay" } else { "iyagi" }
+    }
+}
+
+pub struct Setup {
+    http: reqwest::Client,
+    target: Target,
+    run: String,
+}
+
+impl Setup {
+    pub fn new(target: &Target) -> Setup {
+        // A per-run tag keeps usernames unique across runs on one database.
+        let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+        Setup {
+            http: reqwest::Client::new(),
+            target: target.clone(),
+            run,
+        }
+    }
+
+    /// Registers and logs in `count` users (in parallel batches).
+    pub async fn users(&self, count: usize) -> anyhow::Result<Vec<BenchUser>> {
+        if self.target.relay {
+            return Ok((0..count)
+                .map(|i| BenchUser {
+                    id: format!("relay-user-{i}"),
+                    token: String::new(),
+                })
+                .collect());
+        }
+        let mut users = Vec::with_capacity(count);
+        for chunk in (0..count).collect::<Vec<_>>().chunks(64) {
+            let batch = chunk
+                .iter()
+                .map(|i| self.user(format!("b{}_{i}", self.run)));
+            for user in futures::future::join_all(batch).await {
+                users.push(user?);
+            }
+        }
+        Ok(users)
+    }
+
+    async fn user(&self, name: String) -> anyhow::Result<BenchUser> {
+        let base = &self.target.http;
+        let body = json!({"username": name, "password": "bench-password"});
+        let registered = self
+            .http
+            .post(format!("{base}/v1/auth/register"))
+            .json(&body)
+            .send()
+            .await?;
+        if !registered.status().is_success() {
+            bail!(
+                "register {name}: {}",
+                registered.text().await.unwrap_or_default()
+            );
+        }
+        let login = json!({"username": name, "password": "bench-password", "device": {"id": "bench", "platform": "other"}});
+        let tokens: Value = self
+            .http
+            .post(format!("{base}/v1/auth/login"))
+            .json(&login)
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(BenchUser {
+            id: tokens["user_id"]
+                .as_str()
+                .context("login user_id")?
+                .to_owned(),
+            token: tokens["access_token"]
+                .as_str()
+                .context("login access_token")?
+                .to_owned(),
+        })
+    }
+
+    pub async fn direct_room(&self, a: &BenchUser, b: &BenchUser) -> anyhow::Result<String> {
+        if self.target.relay {
+            return Ok(uuid::Uuid::new_v4().to_string());
+        }
+        let room: Value = self
+            .http
+            .post(format!("{}/v1/rooms/direct", self.target.http))
+            .bearer_auth(&a.token)
+            .json(&json!({"user_id": b.id}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(room["id"].as_str().context("room id")?.to_owned())
+    }
+
+    pub async fn group_room(
+        &self,
+        owner: &BenchUser,
+        members: &[BenchUser],
+    ) -> anyhow::Result<String> {
+        if self.target.relay {
+            return Ok(uuid::Uuid::new_v4().to_string());
+        }
+        let ids: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
+        let room: Value = self
+            .http
+            .post(format!("{}/v1/rooms", self.target.http))
+            .bearer_auth(&owner.token)
+            .json(&json!({"title": "bench", "members": ids}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(room["id"]
+            .as_str()
+            .with_context(|| format!("group room: {room}"))?
+            .to_owned())
+    }
+}

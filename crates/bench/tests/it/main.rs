@@ -1,0 +1,141 @@
+//! Smoke runs of every scenario with tiny counts, against a real iyagi
+//! server and the bare relay on ephemeral ports, so the generator never rots.
+//! (Figures are not asserted: benchmarks are not tests. Correctness is: no
+//! losses, no duplicates, every connection up.)
+
+use std::time::Duration;
+
+use iyagi_bench::Report;
+use iyagi_bench::scenarios::{self, Context};
+use iyagi_bench::setup::Target;
+
+async fn iyagi() -> (
+    Target,
+    iyagi_testkit::TestDb,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let db = iyagi_testkit::TestDb::sqlite();
+    let mut settings = iyagi_server::Settings::default();
+    settings.server.listen = "127.0.0.1:0".parse().unwrap();
+    settings.database.url = db.url.clone();
+    settings.auth.password.memory_kib = 64;
+    settings.auth.password.iterations = 1;
+    settings.auth.rate_limit.register_per_address_per_minute = 100_000;
+    settings.auth.rate_limit.login_per_address_per_minute = 100_000;
+    settings.ws.frames_per_second = 100_000;
+    let app = iyagi_server::Application::build(settings).await.unwrap();
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    (Target::new(&addr.to_string(), false), db, stop)
+}
+
+async fn relay() -> Target {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, iyagi_bench::relay::router()).await });
+    Target::new(&addr.to_string(), true)
+}
+
+fn context(target: Target) -> Context {
+    // This process is the server: its own /proc entry gives CPU and memory.
+    Context {
+        target,
+        server_pid: Some(std::process::id()),
+        progress: false,
+    }
+}
+
+fn assert_clean(report: &Report) {
+    assert_eq!(report.get_u64("losses"), Some(0), "{}", report.human());
+    assert_eq!(report.get_u64("duplicates"), Some(0), "{}", report.human());
+    assert!(report.json_line().starts_with('{'));
+}
+
+#[tokio::test]
+async fn every_scenario_runs_against_iyagi_and_the_relay() {
+    let (iyagi, db, stop) = iyagi().await;
+    let relay = relay().await;
+    for target in [iyagi, relay] {
+        let ctx = context(target.clone());
+        let idle = scenarios::idle::run(
+            &ctx,
+            scenarios::idle::Options {
+                connections: 40,
+                users: 5,
+                hold: Duration::from_millis(300),
+                concurrency: 16,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            idle.get_u64("connections_established"),
+            Some(40),
+            "{}",
+            idle.human()
+        );
+        assert!(idle.get_f64("server_kib_per_connection").is_some());
+
+        let pairs = scenarios::pairs::run(
+            &ctx,
+            scenarios::pairs::Options {
+                pairs: 3,
+                window: 4,
+                messages: 30,
+                rate: None,
+                pad: 16,
+            },
+        )
+        .await
+        .unwrap();
+        assert_clean(&pairs);
+        assert_eq!(pairs.get_u64("delivered"), Some(90));
+        assert!(pairs.get_f64("latency_p99_us").is_some());
+
+        let paced = scenarios::pairs::run(
+            &ctx,
+            scenarios::pairs::Options {
+                pairs: 2,
+                window: 1,
+                messages: 10,
+                rate: Some(200.0),
+                pad: 0,
+            },
+        )
+        .await
+        .unwrap();
+        assert_clean(&paced);
+
+        let fanout = scenarios::fanout::run(
+            &ctx,
+            scenarios::fanout::Options {
+                members: 8,
+                senders: 2,
+                rate: 40.0,
+                duration: Duration::from_millis(500),
+            },
+        )
+        .await
+        .unwrap();
+        assert_clean(&fanout);
+        assert_eq!(
+            fanout.get_u64("deliveries"),
+            Some(fanout.get_u64("messages_sent").unwrap() * 8)
+        );
+
+        let catchup = scenarios::catchup::run(&ctx, scenarios::catchup::Options { messages: 50 })
+            .await
+            .unwrap();
+        if target.relay {
+            assert!(!catchup.notes.is_empty());
+        } else {
+            assert_clean(&catchup);
+            assert_eq!(catchup.get_u64("replayed"), Some(50));
+        }
+    }
+    let _ = stop.send(());
+    db.cleanup().await;
+}
