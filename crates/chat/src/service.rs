@@ -432,8 +432,11 @@ impl ChatService {
     ) -> Result<Appended, ChatError> {
         validate::client_msg_id(client_msg_id)?;
         let content = validate::content(kind, content)?;
-        self.require_member(me, room).await?;
+        // One read: the member list answers "may I send?" and "to whom?".
         let members = self.member_ids(room).await?;
+        if !members.contains(&me) {
+            return Err(ChatError::NotAMember);
+        }
         let appended = {
             let _guard = self.room_lock(room).lock().await;
             let appended = self

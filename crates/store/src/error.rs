@@ -8,6 +8,9 @@ pub enum StoreError {
     /// A row the operation depends on does not exist.
     #[error("not found")]
     NotFound,
+    /// A batched write failed as a whole; nothing of it was stored.
+    #[error("write failed: {0}")]
+    WriteFailed(String),
     #[error("database url must start with sqlite: or postgres:")]
     UnsupportedUrl,
     #[error("database error: {0}")]

@@ -10,6 +10,7 @@
 mod error;
 mod model;
 mod sql;
+mod sqlite_writer;
 
 use std::sync::Arc;
 use std::time::Duration;

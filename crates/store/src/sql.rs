@@ -13,9 +13,21 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::*;
+
+/// Appends waiting for the writer.
+const APPEND_QUEUE: usize = 8192;
+/// Appends committed together at most.
+pub(crate) const MAX_BATCH: usize = 512;
+
+/// One `append_message` call, waiting for its batch to commit.
+pub(crate) struct AppendJob {
+    pub(crate) message: NewMessage,
+    pub(crate) reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -24,6 +36,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    appender: mpsc::Sender<AppendJob>,
 }
 
 impl SqliteStore {
@@ -35,6 +48,7 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(options.acquire_timeout);
+        let filename = connect.get_filename().to_path_buf();
         if let Some(parent) = connect.get_filename().parent()
             && !parent.as_os_str().is_empty()
         {
@@ -46,7 +60,9 @@ impl SqliteStore {
             .connect_with(connect)
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let appender =
+            crate::sqlite_writer::spawn(&filename, options.acquire_timeout, APPEND_QUEUE)?;
+        Ok(SqliteStore { pool, appender })
     }
 
     /// Write transactions take SQLite's write lock up front. A deferred
@@ -54,7 +70,11 @@ impl SqliteStore {
     /// another writer committed in between, and busy_timeout does not retry
     /// that case; IMMEDIATE makes writers queue on the lock instead.
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Self::begin_write_on(&self.pool).await
+    }
+
+    async fn begin_write_on(pool: &SqlitePool) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -66,6 +86,7 @@ impl SqliteStore {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    appender: mpsc::Sender<AppendJob>,
 }
 
 impl PgStore {
@@ -79,13 +100,19 @@ impl PgStore {
         // sqlx holds a PostgreSQL advisory lock while migrating, so several
         // nodes starting at once apply each migration exactly once.
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(PgStore { pool })
+        let (appender, jobs) = mpsc::channel(APPEND_QUEUE);
+        tokio::spawn(postgres_impl::run_appender(pool.clone(), jobs));
+        Ok(PgStore { pool, appender })
     }
 
     /// Row locks taken by the statements themselves (UPDATE ... RETURNING)
     /// serialise the writers that must be serialised.
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
-        Ok(self.pool.begin().await?)
+        Self::begin_write_on(&self.pool).await
+    }
+
+    async fn begin_write_on(pool: &PgPool) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(pool.begin().await?)
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -112,7 +139,7 @@ macro_rules! message_columns {
 }
 
 macro_rules! impl_storage {
-    ($store:ty, $db:ty, $backend:literal) => {
+    ($store:ty, $db:ty, $pool:ty, $backend:literal) => {
         #[async_trait]
         impl UserStore for $store {
             async fn create_user(&self, user: &NewUser) -> Result<UserRecord, StoreError> {
@@ -591,25 +618,14 @@ macro_rules! impl_storage {
 
         #[async_trait]
         impl MessageStore for $store {
+            /// Group commit: the call queues the message for the store's one
+            /// writer task, which commits everything queued meanwhile in one
+            /// transaction (one fsync), and answers only after the commit.
             async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError> {
-                if let Some(existing) = self.find_by_client_id(message).await? {
-                    return Ok(Appended { message: existing, duplicate: true });
-                }
-                let mut tx = self.begin_write().await?;
-                match append_in_tx(&mut tx, message).await {
-                    Ok(stored) => {
-                        tx.commit().await?;
-                        Ok(Appended { message: stored, duplicate: false })
-                    }
-                    // A concurrent retry of the same send won the race: roll
-                    // back our sequence number and answer with theirs.
-                    Err(StoreError::Conflict) => {
-                        drop(tx);
-                        let existing = self.find_by_client_id(message).await?.ok_or(StoreError::Conflict)?;
-                        Ok(Appended { message: existing, duplicate: true })
-                    }
-                    Err(err) => Err(err),
-                }
+                let (reply, answer) = oneshot::channel();
+                let job = AppendJob { message: message.clone(), reply };
+                self.appender.send(job).await.map_err(|_| StoreError::WriteFailed("the writer has stopped".to_owned()))?;
+                answer.await.map_err(|_| StoreError::WriteFailed("the writer has stopped".to_owned()))?
             }
 
             async fn messages_after(
@@ -655,19 +671,84 @@ macro_rules! impl_storage {
             }
         }
 
-        impl $store {
-            async fn find_by_client_id(&self, message: &NewMessage) -> Result<Option<MessageRecord>, StoreError> {
-                Ok(sqlx::query_as(concat!(
-                    "SELECT ", message_columns!(),
-                    " FROM messages WHERE room_id = $1 AND author_id = $2 AND device_id = $3 AND client_msg_id = $4"
-                ))
-                .bind(message.room_id)
-                .bind(message.author_id)
-                .bind(&message.device_id)
-                .bind(&message.client_msg_id)
-                .fetch_optional(&self.pool)
-                .await?)
+        /// The store's writer: takes every queued append (up to a batch),
+        /// applies them in one write transaction, commits once, answers each.
+        /// (PostgreSQL uses this one; SQLite uses `sqlite_writer`, see there why.)
+        #[allow(dead_code)]
+        pub(super) async fn run_appender(pool: $pool, mut jobs: mpsc::Receiver<AppendJob>) {
+            while let Some(first) = jobs.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                // One lock order for every writer, so concurrent batches on
+                // several nodes cannot deadlock on room rows (PostgreSQL).
+                batch.sort_by_key(|job| job.message.room_id);
+                let mut outcome = append_batch(&pool, &batch).await;
+                if matches!(outcome, Err(StoreError::Conflict)) {
+                    // Another node stored one of these client ids meanwhile:
+                    // run again, and it is found as a duplicate.
+                    outcome = append_batch(&pool, &batch).await;
+                }
+                match outcome {
+                    Ok(results) => {
+                        for (job, result) in batch.into_iter().zip(results) {
+                            let _ = job.reply.send(result);
+                        }
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, size = batch.len(), "append batch failed");
+                        let unavailable = err.is_unavailable();
+                        for job in batch {
+                            let _ = job.reply.send(Err(if unavailable {
+                                StoreError::Database(sqlx::Error::PoolTimedOut)
+                            } else {
+                                StoreError::WriteFailed(err.to_string())
+                            }));
+                        }
+                    }
+                }
             }
+        }
+
+        #[allow(dead_code)]
+        async fn append_batch(pool: &$pool, batch: &[AppendJob]) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
+            let mut tx = <$store>::begin_write_on(pool).await?;
+            let mut results = Vec::with_capacity(batch.len());
+            for job in batch {
+                if let Some(existing) = find_by_client_id(&mut tx, &job.message).await? {
+                    results.push(Ok(Appended { message: existing, duplicate: true }));
+                    continue;
+                }
+                match append_in_tx(&mut tx, &job.message).await {
+                    Ok(stored) => results.push(Ok(Appended { message: stored, duplicate: false })),
+                    // Raised before anything of this message was written.
+                    Err(StoreError::NotFound) => results.push(Err(StoreError::NotFound)),
+                    Err(err) => return Err(err),
+                }
+            }
+            tx.commit().await?;
+            Ok(results)
+        }
+
+        #[allow(dead_code)]
+        async fn find_by_client_id(
+            tx: &mut Transaction<'static, $db>,
+            message: &NewMessage,
+        ) -> Result<Option<MessageRecord>, StoreError> {
+            Ok(sqlx::query_as(concat!(
+                "SELECT ", message_columns!(),
+                " FROM messages WHERE room_id = $1 AND author_id = $2 AND device_id = $3 AND client_msg_id = $4"
+            ))
+            .bind(message.room_id)
+            .bind(message.author_id)
+            .bind(&message.device_id)
+            .bind(&message.client_msg_id)
+            .fetch_optional(&mut **tx)
+            .await?)
         }
 
         async fn insert_member(
@@ -695,6 +776,20 @@ macro_rules! impl_storage {
         /// concurrent senders get distinct numbers), inserts, and applies
         /// the read effect.
         async fn append_in_tx(tx: &mut Transaction<'static, $db>, message: &NewMessage) -> Result<MessageRecord, StoreError> {
+            // Resolve a read marker's target first: every error below
+            // this point is raised before anything is written.
+            let target_ordinal = match message.read_effect {
+                ReadEffect::UpTo(target) => {
+                    let ordinal: Option<(i64,)> =
+                        sqlx::query_as("SELECT content_ordinal FROM messages WHERE room_id = $1 AND seq = $2")
+                            .bind(message.room_id)
+                            .bind(target)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    Some((target, ordinal.ok_or(StoreError::NotFound)?.0))
+                }
+                _ => None,
+            };
             let counters: Option<(i64, i64)> = sqlx::query_as(
                 "UPDATE chat_rooms SET last_seq = last_seq + 1, \
                    content_count = content_count + $2, \
@@ -729,15 +824,7 @@ macro_rules! impl_storage {
             let read_to = match message.read_effect {
                 ReadEffect::None => None,
                 ReadEffect::UpToSelf => Some((seq, content_ordinal)),
-                ReadEffect::UpTo(target) => {
-                    let ordinal: Option<(i64,)> =
-                        sqlx::query_as("SELECT content_ordinal FROM messages WHERE room_id = $1 AND seq = $2")
-                            .bind(message.room_id)
-                            .bind(target)
-                            .fetch_optional(&mut **tx)
-                            .await?;
-                    Some((target, ordinal.ok_or(StoreError::NotFound)?.0))
-                }
+                ReadEffect::UpTo(_) => target_ordinal,
             };
             if let Some((read_seq, read_count)) = read_to {
                 sqlx::query(
@@ -785,12 +872,12 @@ macro_rules! impl_storage {
 
 mod sqlite_impl {
     use super::*;
-    impl_storage!(SqliteStore, Sqlite, "sqlite");
+    impl_storage!(SqliteStore, Sqlite, SqlitePool, "sqlite");
 }
 
 mod postgres_impl {
     use super::*;
-    impl_storage!(PgStore, Postgres, "postgres");
+    impl_storage!(PgStore, Postgres, PgPool, "postgres");
 }
 
 /// The flat row behind [`RoomListEntry`].
