@@ -46,6 +46,11 @@ impl Delivery {
 pub trait Bus: Send + Sync {
     /// This node's connections.
     fn hub(&self) -> &Arc<Hub>;
+    /// Tells every node (this one included) that a room's membership changed,
+    /// so caches of it are dropped.
+    fn room_changed(&self, room: Uuid);
+    /// Room ids announced by `room_changed`, from any node.
+    fn room_changes(&self) -> tokio::sync::broadcast::Receiver<Uuid>;
     /// Queues `delivery` for every connection of `users` on every node.
     /// Never blocks: live delivery is best effort, storage is the truth.
     fn deliver(&self, users: &[Uuid], delivery: Delivery);
@@ -57,11 +62,15 @@ pub trait Bus: Send + Sync {
 /// One node: delivery is the Hub.
 pub struct LocalBus {
     hub: Arc<Hub>,
+    changes: tokio::sync::broadcast::Sender<Uuid>,
 }
 
 impl LocalBus {
     pub fn new(hub: Arc<Hub>) -> LocalBus {
-        LocalBus { hub }
+        LocalBus {
+            hub,
+            changes: tokio::sync::broadcast::channel(1024).0,
+        }
     }
 }
 
@@ -76,5 +85,13 @@ impl Bus for LocalBus {
 
     fn close_sessions(&self, user: Uuid, session: Option<Uuid>, code: u16) {
         self.hub.close_sessions(user, session, code);
+    }
+
+    fn room_changed(&self, room: Uuid) {
+        let _ = self.changes.send(room);
+    }
+
+    fn room_changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.changes.subscribe()
     }
 }

@@ -49,12 +49,19 @@ enum Header {
         session: Option<Uuid>,
         code: u16,
     },
+    RoomChanged {
+        o: Uuid,
+        room: Uuid,
+    },
 }
 
 impl Header {
     fn origin(&self) -> Uuid {
         match self {
-            Header::Room { o, .. } | Header::Frame { o, .. } | Header::Close { o, .. } => *o,
+            Header::Room { o, .. }
+            | Header::Frame { o, .. }
+            | Header::Close { o, .. }
+            | Header::RoomChanged { o, .. } => *o,
         }
     }
 }
@@ -65,6 +72,7 @@ const PUBLISH_QUEUE: usize = 65_536;
 
 pub struct NatsBus {
     hub: Arc<Hub>,
+    changes: tokio::sync::broadcast::Sender<Uuid>,
     node: Uuid,
     outgoing: mpsc::Sender<Bytes>,
 }
@@ -93,15 +101,18 @@ impl NatsBus {
         });
 
         let receiving_hub = hub.clone();
+        let changes = tokio::sync::broadcast::channel(1024).0;
+        let remote_changes = changes.clone();
         tokio::spawn(async move {
             while let Some(message) = subscription.next().await {
-                deliver_remote(&receiving_hub, node, &message.payload);
+                deliver_remote(&receiving_hub, &remote_changes, node, &message.payload);
             }
             tracing::warn!("NATS subscription ended");
         });
         tracing::info!(%node, subject, "fan-out over NATS");
         Ok(NatsBus {
             hub,
+            changes,
             node,
             outgoing,
         })
@@ -123,7 +134,12 @@ impl NatsBus {
     }
 }
 
-fn deliver_remote(hub: &Hub, me: Uuid, payload: &[u8]) {
+fn deliver_remote(
+    hub: &Hub,
+    changes: &tokio::sync::broadcast::Sender<Uuid>,
+    me: Uuid,
+    payload: &[u8],
+) {
     let Some(split) = payload.iter().position(|b| *b == b'\n') else {
         return;
     };
@@ -164,6 +180,9 @@ fn deliver_remote(hub: &Hub, me: Uuid, payload: &[u8]) {
             ..
         } => {
             hub.close_sessions(user, session, code);
+        }
+        Header::RoomChanged { room, .. } => {
+            let _ = changes.send(room);
         }
     }
 }
@@ -212,5 +231,14 @@ impl Bus for NatsBus {
             },
             None,
         );
+    }
+
+    fn room_changed(&self, room: Uuid) {
+        let _ = self.changes.send(room);
+        self.publish(&Header::RoomChanged { o: self.node, room }, None);
+    }
+
+    fn room_changes(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.changes.subscribe()
     }
 }

@@ -6,6 +6,7 @@
 //!   others; anyone may leave. When the owner leaves, the longest-standing
 //!   remaining member becomes owner.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use iyagi_protocol::chat::{
@@ -67,7 +68,14 @@ pub struct ChatService {
     push: Arc<dyn PushNotifier>,
     limits: ChatLimits,
     room_locks: Vec<tokio::sync::Mutex<()>>,
+    /// Member ids per room, so a send reads no database. Dropped on every
+    /// membership change, on any node (through the bus). std Mutex: never
+    /// held across an await.
+    members_cache: Arc<std::sync::Mutex<HashMap<Uuid, Arc<Vec<Uuid>>>>>,
 }
+
+/// Rooms whose members are cached at most; past it the cache starts over.
+const MEMBERS_CACHE_MAX: usize = 100_000;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -92,6 +100,27 @@ impl ChatService {
         let room_locks = (0..ROOM_LOCK_STRIPES)
             .map(|_| tokio::sync::Mutex::new(()))
             .collect();
+        let members_cache: Arc<std::sync::Mutex<HashMap<Uuid, Arc<Vec<Uuid>>>>> = Arc::default();
+        let mut changes = bus.room_changes();
+        let cache = Arc::downgrade(&members_cache);
+        tokio::spawn(async move {
+            loop {
+                let room = match changes.recv().await {
+                    Ok(room) => Some(room),
+                    // Missed some: forget everything rather than keep a stale entry.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                let Some(cache) = cache.upgrade() else { return };
+                let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+                match room {
+                    Some(room) => {
+                        cache.remove(&room);
+                    }
+                    None => cache.clear(),
+                }
+            }
+        });
         ChatService {
             store,
             sessions,
@@ -99,6 +128,7 @@ impl ChatService {
             push,
             limits,
             room_locks,
+            members_cache,
         }
     }
 
@@ -174,13 +204,41 @@ impl ChatService {
     }
 
     async fn member_ids(&self, room: Uuid) -> Result<Vec<Uuid>, ChatError> {
-        Ok(self
-            .store
-            .members(room)
-            .await?
-            .into_iter()
-            .map(|m| m.user_id)
-            .collect())
+        Ok(self.cached_members(room).await?.as_ref().clone())
+    }
+
+    /// The room's member ids, from the cache or the store.
+    async fn cached_members(&self, room: Uuid) -> Result<Arc<Vec<Uuid>>, ChatError> {
+        if let Some(members) = self
+            .members_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&room)
+        {
+            return Ok(members.clone());
+        }
+        let members: Arc<Vec<Uuid>> = Arc::new(
+            self.store
+                .members(room)
+                .await?
+                .into_iter()
+                .map(|m| m.user_id)
+                .collect(),
+        );
+        let mut cache = self.members_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MEMBERS_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(room, members.clone());
+        Ok(members)
+    }
+
+    fn forget_members(&self, room: Uuid) {
+        self.members_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&room);
+        self.bus.room_changed(room);
     }
 
     // ----- rooms -----
@@ -309,6 +367,7 @@ impl ChatService {
             })
             .await?;
         if let Some(message) = &message {
+            self.forget_members(room);
             let members = self.member_ids(room).await?;
             self.publish(&members, message);
         }
@@ -363,6 +422,7 @@ impl ChatService {
             })
             .await?;
         if let Some(message) = &message {
+            self.forget_members(room);
             // The removed member learns of it too.
             let recipients: Vec<Uuid> = members.iter().map(|m| m.user_id).collect();
             self.publish(&recipients, message);
@@ -432,10 +492,18 @@ impl ChatService {
     ) -> Result<Appended, ChatError> {
         validate::client_msg_id(client_msg_id)?;
         let content = validate::content(kind, content)?;
-        // One read: the member list answers "may I send?" and "to whom?".
-        let members = self.member_ids(room).await?;
+        // The (cached) member list answers "may I send?" and "to whom?".
+        let mut members = self.cached_members(room).await?;
         if !members.contains(&me) {
-            return Err(ChatError::NotAMember);
+            // Maybe added on another node a moment ago: ask the store.
+            self.members_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&room);
+            members = self.cached_members(room).await?;
+            if !members.contains(&me) {
+                return Err(ChatError::NotAMember);
+            }
         }
         let appended = {
             let _guard = self.room_lock(room).lock().await;
@@ -462,14 +530,15 @@ impl ChatService {
             appended
         };
         if !appended.duplicate {
-            self.notify_absent_members(members, &appended.message).await;
+            self.notify_absent_members(&members, &appended.message)
+                .await;
         }
         Ok(appended)
     }
 
     /// The push decision for one stored message (see [`crate::push`]).
-    async fn notify_absent_members(&self, members: Vec<Uuid>, message: &MessageRecord) {
-        let in_room = match self.sessions.in_room_many(&members, message.room_id).await {
+    async fn notify_absent_members(&self, members: &[Uuid], message: &MessageRecord) {
+        let in_room = match self.sessions.in_room_many(members, message.room_id).await {
             Ok(flags) => flags,
             Err(e) => {
                 // Better a push too many than a message nobody hears about.
@@ -477,7 +546,7 @@ impl ChatService {
                 vec![false; members.len()]
             }
         };
-        for user_id in to_notify(&members, &in_room, message.author_id) {
+        for user_id in to_notify(members, &in_room, message.author_id) {
             self.push
                 .notify(PushNotification {
                     user_id,

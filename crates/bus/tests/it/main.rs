@@ -151,6 +151,17 @@ async fn nats_bus_reaches_connections_on_other_nodes_in_order_exactly_once() {
         nothing_more(conn).await;
     }
     nothing_more(&mut on_elsewhere).await;
+    // Room membership changes reach every node's listeners, the sender's too.
+    let mut changes_a = node_a.room_changes();
+    let mut changes_b = node_b.room_changes();
+    node_a.room_changed(room);
+    for changes in [&mut changes_a, &mut changes_b] {
+        let changed = tokio::time::timeout(Duration::from_secs(5), changes.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(changed, room);
+    }
     // Session closes cross nodes too.
     let session = Uuid::new_v4();
     let mut revoked_on_b = connect(node_b.hub(), user, Some(session), 4);

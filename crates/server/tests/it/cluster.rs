@@ -107,6 +107,46 @@ async fn two_nodes_share_rooms_presence_revocations_and_catch_up() {
     }
     bob_on_a.expect_type("synced").await;
 
+    // A group: node A caches its members as soon as alice writes there; carol
+    // is then added through node B and must get alice's next message.
+    let carol = node_b.user("carol", "phone").await;
+    let group: Value = node_a
+        .call(
+            Method::POST,
+            "/v1/rooms",
+            Some(&alice.access),
+            Some(json!({"title": "g", "members": [bob.user_id]})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let group = group["id"].as_str().unwrap().to_owned();
+    alice_ws.say(&group, "g1", "before carol").await;
+    let mut carol_ws = WsClient::connect_live(&node_b, &carol).await;
+    let added = node_b
+        .call(
+            Method::POST,
+            &format!("/v1/rooms/{group}/members"),
+            Some(&bob.access),
+            Some(json!({"user_id": carol.user_id})),
+        )
+        .await;
+    assert_eq!(added.status(), 200);
+    carol_ws
+        .expect("carol's join", |f| {
+            f["type"] == "message" && f["message"]["kind"] == "member_joined"
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = alice_ws.say(&group, "g2", "welcome carol").await;
+    let got = carol_ws
+        .expect("alice's message", |f| {
+            f["type"] == "message" && f["message"]["kind"] == "text"
+        })
+        .await;
+    assert_eq!(got["message"]["id"], after["id"]);
+
     // Logging out through node B closes alice's connection on node A.
     assert_eq!(
         node_b
