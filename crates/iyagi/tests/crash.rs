@@ -1,0 +1,170 @@
+//! "Acknowledged means stored": the real binary is killed with SIGKILL
+//! while sends are in flight; after a restart on the same database every
+//! acknowledged message is there, exactly once.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(db: &str, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_iyagi"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            db,
+            "--log-level",
+            "warn",
+        ])
+        .env("IYAGI_AUTH__PASSWORD__MEMORY_KIB", "64")
+        .env("IYAGI_AUTH__PASSWORD__ITERATIONS", "1")
+        .env("IYAGI_WS__FRAMES_PER_SECOND", "100000")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start iyagi");
+    let base = format!("http://127.0.0.1:{port}");
+    for _ in 0..200 {
+        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
+            return Server { child, base };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server did not start");
+}
+
+async fn login(http: &reqwest::Client, base: &str, name: &str) -> Value {
+    http.post(format!("{base}/v1/auth/register"))
+        .json(&json!({"username": name, "password": "crash-test-pw"}))
+        .send()
+        .await
+        .unwrap();
+    http.post(format!("{base}/v1/auth/login"))
+        .json(&json!({"username": name, "password": "crash-test-pw", "device": {"id": "d", "platform": "other"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_kill_dash_nine() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/iyagi.db", dir.path().display());
+    let port = free_port();
+    let mut server = start(&db, port).await;
+    let http = reqwest::Client::new();
+    let alice = login(&http, &server.base, "alice").await;
+    let bob = login(&http, &server.base, "bob").await;
+    let room: Value = http
+        .post(format!("{}/v1/rooms/direct", server.base))
+        .bearer_auth(alice["access_token"].as_str().unwrap())
+        .json(&json!({"user_id": bob["user_id"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let room = room["id"].as_str().unwrap().to_owned();
+
+    let url = format!(
+        "ws://127.0.0.1:{port}/v1/ws?access_token={}",
+        alice["access_token"].as_str().unwrap()
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let (mut sink, mut stream) = ws.split();
+    // Pipeline many sends, and kill the server while acks are still coming.
+    let total = 3000;
+    let sender = tokio::spawn(async move {
+        for i in 0..total {
+            let frame = json!({"type": "send", "room_id": room, "client_msg_id": format!("c{i}"), "kind": "text", "content": {"text": format!("m{i}")}});
+            if sink
+                .send(Message::Text(frame.to_string().into()))
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        (sink, room)
+    });
+    let mut acked = Vec::new();
+    while let Some(Ok(message)) = stream.next().await {
+        let Message::Text(text) = message else {
+            continue;
+        };
+        let frame: Value = serde_json::from_str(&text).unwrap();
+        if frame["type"] == "ack" {
+            acked.push(
+                frame["message"]["client_msg_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+            if acked.len() == 500 {
+                server.child.kill().unwrap(); // SIGKILL
+                server.child.wait().unwrap();
+            }
+        }
+    }
+    let (_, room) = sender.await.unwrap();
+    assert!(acked.len() >= 500, "acks before the kill: {}", acked.len());
+    assert!(acked.len() < total, "the kill interrupted the run");
+
+    let mut server = start(&db, port).await;
+    let token = bob["access_token"].as_str().unwrap();
+    let mut stored = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = http
+            .get(format!(
+                "{}/v1/rooms/{room}/messages?after_seq={after}&limit=200",
+                server.base
+            ))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let messages = page["messages"].as_array().unwrap();
+        for m in messages {
+            if m["kind"] == "text" {
+                stored.push(m["client_msg_id"].as_str().unwrap().to_owned());
+            }
+            after = m["seq"].as_i64().unwrap();
+        }
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "no duplicates after the crash");
+    for id in &acked {
+        assert!(stored.contains(id), "acknowledged {id} was lost");
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
