@@ -117,7 +117,9 @@ impl Session {
 
         let mut shutdown = state.shutdown.clone();
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
-        let mut last_seen = Instant::now();
+        // One heap timer for the connection's life, pushed back on every
+        // sign of life (rather than a new timer per loop iteration).
+        let mut silence_deadline = Box::pin(tokio::time::sleep(interval + timeout));
         let close: Option<(u16, &'static str)> = loop {
             tokio::select! {
                 incoming = stream.next() => match incoming {
@@ -129,9 +131,12 @@ impl Session {
                         break too_big.then_some((close::TOO_BIG, "frame over the hard size limit"));
                     }
                     Some(Ok(message)) => {
-                        last_seen = Instant::now();
+                        silence_deadline.as_mut().reset(Instant::now() + interval + timeout);
                         match message {
-                            Message::Text(text) => session.handle_text(text.as_str()).await,
+                            // Boxed: the handler futures (send, sync...) are large,
+                            // and inlined they would make every idle connection's
+                            // task as large as the largest of them.
+                            Message::Text(text) => Box::pin(session.handle_text(text.as_str())).await,
                             Message::Binary(_) => session.error(None, ErrorCode::InvalidRequest, "frames must be JSON text"),
                             Message::Ping(_) | Message::Pong(_) => {}
                             Message::Close(_) => break None,
@@ -146,7 +151,7 @@ impl Session {
                         tracing::warn!(error = %e, "session heartbeat failed");
                     }
                 }
-                () = tokio::time::sleep_until(last_seen + interval + timeout) => {
+                () = &mut silence_deadline => {
                     tracing::info!("heartbeat timeout");
                     break Some((close::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
                 }
@@ -159,39 +164,7 @@ impl Session {
         };
 
         // Teardown, on every exit path.
-        state.chat.hub().unregister(user, connection_id);
-        if let Some((code, reason)) = close {
-            let _ = session.queue.try_send(Outbound::Close { code, reason });
-        }
-        let Session {
-            queue,
-            viewing,
-            conn,
-            ..
-        } = session;
-        drop(queue);
-        let mut writer = writer;
-        // A slow reader's writer may be stuck on a full socket: give it a
-        // moment to send the close frame, then drop the socket.
-        if tokio::time::timeout(Duration::from_secs(1), &mut writer)
-            .await
-            .is_err()
-        {
-            writer.abort();
-        }
-        state.metrics.ws_connections.dec();
-        match state.chat.sessions().disconnect(user, &conn, viewing).await {
-            Ok(true) => {
-                if let Err(e) = state.chat.announce_presence(user, false).await {
-                    tracing::warn!(error = %e, "presence announcement failed");
-                }
-            }
-            Ok(false) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "session store unavailable at disconnect; entries will expire")
-            }
-        }
-        tracing::info!(close_code = close.map(|(c, _)| c), "disconnected");
+        Box::pin(teardown(state, session, writer, connection_id, close)).await;
     }
 
     async fn announce(&self, online: bool) {
@@ -483,6 +456,51 @@ impl Session {
     }
 }
 
+/// Teardown, on every exit path: leave the hub, stop the writer, remove the
+/// session entries, announce "offline" if this was the user's last connection.
+async fn teardown(
+    state: AppState,
+    session: Session,
+    writer: tokio::task::JoinHandle<()>,
+    connection_id: Uuid,
+    close: Option<(u16, &'static str)>,
+) {
+    let user = session.user;
+    state.chat.hub().unregister(user, connection_id);
+    if let Some((code, reason)) = close {
+        let _ = session.queue.try_send(Outbound::Close { code, reason });
+    }
+    let Session {
+        queue,
+        viewing,
+        conn,
+        ..
+    } = session;
+    drop(queue);
+    let mut writer = writer;
+    // A slow reader's writer may be stuck on a full socket: give it a
+    // moment to send the close frame, then drop the socket.
+    if tokio::time::timeout(Duration::from_secs(1), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    state.metrics.ws_connections.dec();
+    match state.chat.sessions().disconnect(user, &conn, viewing).await {
+        Ok(true) => {
+            if let Err(e) = state.chat.announce_presence(user, false).await {
+                tracing::warn!(error = %e, "presence announcement failed");
+            }
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "session store unavailable at disconnect; entries will expire")
+        }
+    }
+    tracing::info!(close_code = close.map(|(c, _)| c), "disconnected");
+}
+
 fn dedupe(mut positions: Vec<SyncPosition>) -> Vec<SyncPosition> {
     positions.sort_by_key(|p| (p.room_id, p.after_seq));
     positions.dedup_by_key(|p| p.room_id);
@@ -524,5 +542,24 @@ fn close_reason(code: u16) -> &'static str {
         close::SESSION_REVOKED => "session revoked",
         close::HEARTBEAT_TIMEOUT => "heartbeat timeout",
         _ => "closing",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size<Args, F: std::future::Future>(_: impl FnOnce(Args) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Every idle connection holds its task's future; keep it small (the
+    /// idle benchmark's memory target is 8 KiB per connection in all).
+    #[test]
+    fn the_connection_task_stays_small() {
+        let size = future_size(|(socket, state, principal, device): (_, _, _, String)| {
+            super::run(socket, state, principal, device)
+        });
+        eprintln!("connection task future: {size} bytes");
+        assert!(size < 2560, "connection task future is {size} bytes (debug build)");
     }
 }
