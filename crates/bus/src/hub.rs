@@ -1,13 +1,15 @@
 //! In-process fan-out: the live connections of this node, by user.
 //!
-//! A frame is serialised once and shared (`Arc<str>`) by every recipient's
-//! queue. Queues are bounded; a connection whose queue is full is a slow
+//! A frame is serialised once and shared (`Bytes`, reference-counted, UTF-8
+//! JSON) by every recipient's queue down to the socket. Queues are bounded; a connection whose queue is full is a slow
 //! reader and is told to close (it catches up with `sync` on reconnect), so
 //! one slow client never stalls delivery to anyone else.
 
 use std::collections::HashMap;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
 
 use iyagi_protocol::ws::close;
 use tokio::sync::{mpsc, watch};
@@ -21,10 +23,10 @@ pub enum Outbound {
     Room {
         room_id: Uuid,
         seq: i64,
-        frame: Arc<str>,
+        frame: Bytes,
     },
     /// Any other frame, written as is.
-    Frame(Arc<str>),
+    Frame(Bytes),
     /// Catch-up starts for these rooms: live room messages for them are held
     /// back until their `SyncEnd`.
     SyncBegin {
@@ -34,7 +36,7 @@ pub enum Outbound {
     Replay {
         room_id: Uuid,
         seq: i64,
-        frame: Arc<str>,
+        frame: Bytes,
     },
     /// Catch-up of `room_id` is done; the client has seen everything up to
     /// `seen_up_to` (its own position, the last replayed seq, or the latest

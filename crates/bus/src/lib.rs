@@ -10,6 +10,7 @@ mod nats;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use uuid::Uuid;
 
 pub use hub::{ConnectionEntry, Hub, Outbound};
@@ -21,9 +22,9 @@ pub enum Delivery {
     Room {
         room_id: Uuid,
         seq: i64,
-        frame: Arc<str>,
+        frame: Bytes,
     },
-    Frame(Arc<str>),
+    Frame(Bytes),
 }
 
 impl Delivery {

@@ -118,15 +118,15 @@ impl NatsBus {
         })
     }
 
-    fn publish(&self, header: &Header, frame: Option<&str>) {
+    fn publish(&self, header: &Header, frame: Option<&Bytes>) {
         let Ok(head) = serde_json::to_vec(header) else {
             return;
         };
-        let mut payload = BytesMut::with_capacity(head.len() + 1 + frame.map_or(0, str::len));
+        let mut payload = BytesMut::with_capacity(head.len() + 1 + frame.map_or(0, Bytes::len));
         payload.put_slice(&head);
         payload.put_u8(b'\n');
         if let Some(frame) = frame {
-            payload.put_slice(frame.as_bytes());
+            payload.put_slice(frame);
         }
         if self.outgoing.try_send(payload.freeze()).is_err() {
             tracing::warn!("NATS publish queue full; other nodes will catch up from storage");
@@ -138,7 +138,7 @@ fn deliver_remote(
     hub: &Hub,
     changes: &tokio::sync::broadcast::Sender<Uuid>,
     me: Uuid,
-    payload: &[u8],
+    payload: &Bytes,
 ) {
     let Some(split) = payload.iter().position(|b| *b == b'\n') else {
         return;
@@ -150,10 +150,10 @@ fn deliver_remote(
     if header.origin() == me {
         return;
     }
-    let frame = || -> Option<Arc<str>> {
-        std::str::from_utf8(&payload[split + 1..])
-            .ok()
-            .map(Arc::from)
+    // The frame is the rest of the payload: shared, not copied.
+    let frame = || -> Option<Bytes> {
+        std::str::from_utf8(&payload[split + 1..]).ok()?;
+        Some(payload.slice(split + 1..))
     };
     match header {
         Header::Room { u, r, s, .. } => {

@@ -84,7 +84,7 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn encode(frame: &ServerFrame) -> Arc<str> {
+fn encode(frame: &ServerFrame) -> bytes::Bytes {
     // Serialising our own enum of strings, numbers and JSON values cannot fail.
     serde_json::to_string(frame).unwrap_or_default().into()
 }
@@ -798,6 +798,6 @@ impl ChatService {
 }
 
 /// Encodes a frame once for many recipients; exposed for the gateway.
-pub fn encode_frame(frame: &ServerFrame) -> Arc<str> {
+pub fn encode_frame(frame: &ServerFrame) -> bytes::Bytes {
     encode(frame)
 }

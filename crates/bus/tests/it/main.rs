@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use iyagi_bus::{Bus, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound};
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
@@ -31,8 +32,10 @@ fn connect(hub: &Hub, user: Uuid, session: Option<Uuid>, capacity: usize) -> Con
 
 async fn next_frame(conn: &mut Conn) -> String {
     match tokio::time::timeout(Duration::from_secs(5), conn.queue.recv()).await {
-        Ok(Some(Outbound::Frame(f))) => f.to_string(),
-        Ok(Some(Outbound::Room { seq, frame, .. })) => format!("{seq}:{frame}"),
+        Ok(Some(Outbound::Frame(f))) => String::from_utf8(f.to_vec()).unwrap(),
+        Ok(Some(Outbound::Room { seq, frame, .. })) => {
+            format!("{seq}:{}", String::from_utf8(frame.to_vec()).unwrap())
+        }
         other => panic!("expected a frame, got {other:?}"),
     }
 }
@@ -58,7 +61,7 @@ async fn contract(bus: Arc<dyn Bus>) {
         Delivery::Room {
             room_id: room,
             seq: 7,
-            frame: Arc::from("m7"),
+            frame: Bytes::from_static(b"m7"),
         },
     );
     for conn in [&mut alice_phone, &mut alice_laptop, &mut bob_conn] {
@@ -66,7 +69,7 @@ async fn contract(bus: Arc<dyn Bus>) {
         nothing_more(conn).await;
     }
     nothing_more(&mut carol_conn).await;
-    bus.deliver(&[carol], Delivery::Frame(Arc::from("hello")));
+    bus.deliver(&[carol], Delivery::Frame(Bytes::from_static(b"hello")));
     assert_eq!(next_frame(&mut carol_conn).await, "hello");
 
     // Closing one session leaves the user's other connections alone.
@@ -80,10 +83,7 @@ async fn contract(bus: Arc<dyn Bus>) {
     // A full queue closes that connection only (slow reader).
     let mut slow = connect(bus.hub(), carol, None, 1);
     for i in 0..3 {
-        bus.deliver(
-            &[carol],
-            Delivery::Frame(Arc::from(format!("f{i}").as_str())),
-        );
+        bus.deliver(&[carol], Delivery::Frame(Bytes::from(format!("f{i}"))));
     }
     slow.close.changed().await.unwrap();
     assert_eq!(
@@ -140,7 +140,7 @@ async fn nats_bus_reaches_connections_on_other_nodes_in_order_exactly_once() {
             Delivery::Room {
                 room_id: room,
                 seq,
-                frame: Arc::from(format!("m{seq}").as_str()),
+                frame: Bytes::from(format!("m{seq}")),
             },
         );
     }

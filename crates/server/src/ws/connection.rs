@@ -560,6 +560,9 @@ mod tests {
             super::run(socket, state, principal, device)
         });
         eprintln!("connection task future: {size} bytes");
-        assert!(size < 2560, "connection task future is {size} bytes (debug build)");
+        assert!(
+            size < 2560,
+            "connection task future is {size} bytes (debug build)"
+        );
     }
 }

@@ -17,45 +17,70 @@
 //! only the highest.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use bytes::Bytes;
 use futures::SinkExt;
 use futures::stream::SplitSink;
 use iyagi_bus::Outbound;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-/// How many recent seqs per room are remembered above the floor.
-const RECENT: usize = 256;
+/// Out-of-order seqs remembered per room above the contiguous prefix.
+const AHEAD_MAX: usize = 256;
 
 #[derive(Default)]
 struct RoomCursor {
-    /// Every seq at or below this is known to the client.
-    floor: i64,
-    /// Seqs above `floor` delivered on this connection.
-    delivered: BTreeSet<i64>,
+    /// Every seq at or below this is known to the client (`None` until the
+    /// room's first message or sync on this connection).
+    floor: Option<i64>,
+    /// Seqs above `floor + 1` already delivered (only out-of-order arrivals
+    /// land here; in order, nothing is stored).
+    ahead: BTreeSet<i64>,
     /// Live messages held back while the room is being caught up.
-    held: Option<Vec<(i64, Arc<str>)>>,
+    held: Option<Vec<(i64, Bytes)>>,
 }
 
 impl RoomCursor {
     /// Whether `seq` should go out now; records it if so.
     fn admit(&mut self, seq: i64) -> bool {
-        if seq <= self.floor || !self.delivered.insert(seq) {
+        let floor = *self.floor.get_or_insert(seq - 1);
+        if seq <= floor {
             return false;
         }
-        while self.delivered.len() > RECENT {
-            if let Some(lowest) = self.delivered.pop_first() {
-                self.floor = self.floor.max(lowest);
+        if seq == floor + 1 {
+            // The common case: in order, no allocation.
+            let mut floor = seq;
+            while self.ahead.remove(&(floor + 1)) {
+                floor += 1;
+            }
+            self.floor = Some(floor);
+            return true;
+        }
+        if !self.ahead.insert(seq) {
+            return false;
+        }
+        if self.ahead.len() > AHEAD_MAX {
+            // A gap that never fills: stop waiting for it.
+            if let Some(lowest) = self.ahead.pop_first() {
+                self.floor = Some(lowest);
+                while self.ahead.remove(&(lowest + 1)) {
+                    self.floor = self.floor.map(|f| f + 1);
+                }
             }
         }
         true
     }
 
     fn raise_floor(&mut self, seen_up_to: i64) {
-        self.floor = self.floor.max(seen_up_to);
-        self.delivered.retain(|seq| *seq > seen_up_to);
+        let floor = self.floor.map_or(seen_up_to, |f| f.max(seen_up_to));
+        self.ahead.retain(|seq| *seq > floor);
+        self.floor = Some(floor);
+        while let Some(next) = self.floor.map(|f| f + 1)
+            && self.ahead.remove(&next)
+        {
+            self.floor = Some(next);
+        }
     }
 }
 
@@ -143,8 +168,9 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
     }
 }
 
-fn text(frame: &str) -> Message {
-    Message::Text(frame.into())
+/// The shared frame bytes become the message without a copy.
+fn text(frame: &Bytes) -> Message {
+    Message::Text(Utf8Bytes::try_from(frame.clone()).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -162,13 +188,28 @@ mod tests {
             !cursor.admit(12) && !cursor.admit(11),
             "duplicates are dropped"
         );
+        assert_eq!(cursor.floor, Some(12));
+        assert!(
+            cursor.ahead.is_empty(),
+            "in order again: nothing remembered"
+        );
         for seq in 13..13 + 300 {
             assert!(cursor.admit(seq));
         }
-        assert!(cursor.delivered.len() <= super::RECENT);
-        assert!(
-            !cursor.admit(20),
-            "old seqs below the window are assumed delivered"
-        );
+        assert!(cursor.ahead.is_empty());
+        // A gap that never fills is given up after AHEAD_MAX arrivals.
+        for seq in 400..400 + 300 {
+            assert!(cursor.admit(seq));
+        }
+        assert!(cursor.ahead.len() <= super::AHEAD_MAX);
+    }
+
+    #[test]
+    fn the_first_live_message_of_an_unsynced_room_starts_the_count() {
+        let mut cursor = RoomCursor::default();
+        assert!(cursor.admit(57));
+        assert!(cursor.admit(58));
+        assert!(!cursor.admit(57));
+        assert!(cursor.ahead.is_empty());
     }
 }
