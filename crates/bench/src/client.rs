@@ -101,6 +101,19 @@ pub async fn wait_for(stream: &mut Stream, kind: &str) -> anyhow::Result<Frame> 
     anyhow::bail!("connection closed while waiting for {kind}")
 }
 
+/// The next text frame; `None` when the connection closed or failed.
+/// Pings (answered by the library while reading) and other control frames
+/// are skipped.
+pub async fn next_text(stream: &mut Stream) -> Option<String> {
+    loop {
+        match stream.next().await? {
+            Ok(Message::Text(text)) => return Some(text.to_string()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
 pub async fn send_text(sink: &mut Sink, text: String) -> anyhow::Result<()> {
     sink.send(Message::Text(text.into())).await?;
     Ok(())

@@ -180,7 +180,11 @@ impl Application {
         let hub = state.chat.hub();
         hub.close_all(close::GOING_AWAY);
         let deadline = tokio::time::Instant::now() + grace;
-        while hub.connection_count() > 0 && tokio::time::Instant::now() < deadline {
+        // Wait for every connection's teardown (which still uses storage to
+        // announce "offline"), not just for it to leave the hub.
+        while (hub.connection_count() > 0 || state.metrics.ws_connections.get() > 0)
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         state.store.close().await;

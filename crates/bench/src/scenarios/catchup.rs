@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, source_for};
 use crate::procstat;
@@ -41,7 +40,7 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
             client::send_text(&mut sink, client::send_frame(&room, 0, sent, epoch, "")).await?;
             sent += 1;
         }
-        let Some(Ok(Message::Text(text))) = stream.next().await else {
+        let Some(text) = client::next_text(&mut stream).await else {
             anyhow::bail!("sender disconnected")
         };
         if client::parse(&text).is_some_and(|f| f.kind == "ack") {
@@ -61,8 +60,8 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
     let mut reload = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let next = tokio::time::timeout_at(deadline, stream.next()).await;
-        let Ok(Some(Ok(Message::Text(text)))) = next else {
+        let next = tokio::time::timeout_at(deadline, client::next_text(&mut stream)).await;
+        let Ok(Some(text)) = next else {
             break;
         };
         let Some(frame) = client::parse(&text) else {

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::client::{self, source_for};
 use crate::procstat;
@@ -59,7 +58,7 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
             let mut unique = 0u64;
             let mut recorder = Recorder::new(&latency);
             while unique < expected {
-                let Some(Ok(Message::Text(text))) = stream.next().await else {
+                let Some(text) = client::next_text(&mut stream).await else {
                     break;
                 };
                 let Some(message) = client::parse(&text).and_then(|f| f.message) else {
@@ -99,6 +98,9 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
     }
 
     let printer = progress.spawn_printer("delivered", ctx.progress);
+    // Let connection-time work (presence announcements to every member)
+    // finish, so it is not counted as the cost of the traffic below.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let before = ctx.server_pid.and_then(procstat::sample);
     let started = Instant::now();
     let per_sender_interval = opts
@@ -116,7 +118,7 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
                     let reader = tokio::spawn(async move {
                         let mut acked = 0u64;
                         while acked < messages {
-                            let Some(Ok(Message::Text(text))) = stream.next().await else {
+                            let Some(text) = client::next_text(&mut stream).await else {
                                 break;
                             };
                             if client::parse(&text).is_some_and(|f| f.kind == "ack") {
@@ -156,7 +158,7 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
                             }
                             sent += 1;
                         }
-                        let Some(Ok(Message::Text(text))) = stream.next().await else {
+                        let Some(text) = client::next_text(&mut stream).await else {
                             break;
                         };
                         if client::parse(&text).is_some_and(|f| f.kind == "ack") {

@@ -486,7 +486,6 @@ async fn teardown(
     {
         writer.abort();
     }
-    state.metrics.ws_connections.dec();
     match state.chat.sessions().disconnect(user, &conn, viewing).await {
         Ok(true) => {
             if let Err(e) = state.chat.announce_presence(user, false).await {
@@ -499,6 +498,8 @@ async fn teardown(
         }
     }
     tracing::info!(close_code = close.map(|(c, _)| c), "disconnected");
+    // Last: shutdown waits for this gauge to reach zero before closing storage.
+    state.metrics.ws_connections.dec();
 }
 
 fn dedupe(mut positions: Vec<SyncPosition>) -> Vec<SyncPosition> {

@@ -980,5 +980,42 @@ pub async fn typing_is_delivered_live_and_never_stored(b: Backends) {
     a.expect_none(Duration::from_millis(200), |f| f["type"] == "typing")
         .await;
     assert_eq!(history(&app, &bob, &room).await.len(), 1);
+    // The open-connections gauge counts each connection once, in and out
+    // (shutdown waits on it before closing storage).
+    let gauge = |text: String| {
+        text.lines()
+            .find(|l| l.starts_with("iyagi_ws_connections "))
+            .map(str::to_owned)
+    };
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(gauge(metrics).as_deref(), Some("iyagi_ws_connections 2"));
+    a.close().await;
+    bob_ws.close().await;
+    let mut last = None;
+    for _ in 0..100 {
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        last = gauge(metrics);
+        if last.as_deref() == Some("iyagi_ws_connections 0") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(last.as_deref(), Some("iyagi_ws_connections 0"));
     app.stop().await;
 }
