@@ -87,15 +87,15 @@ pub fn parse(text: &str) -> Option<Frame> {
 /// Reads frames until one of `kind` arrives.
 pub async fn wait_for(stream: &mut Stream, kind: &str) -> anyhow::Result<Frame> {
     while let Some(message) = stream.next().await {
-        if let Message::Text(text) = message? {
-            if let Some(frame) = parse(&text) {
-                if frame.kind == kind {
-                    return Ok(frame);
-                }
-                if frame.kind == "error" {
-                    anyhow::bail!("server error while waiting for {kind}: {text}");
-                }
-            }
+        let Message::Text(text) = message? else {
+            continue;
+        };
+        let Some(frame) = parse(&text) else { continue };
+        if frame.kind == kind {
+            return Ok(frame);
+        }
+        if frame.kind == "error" {
+            anyhow::bail!("server error while waiting for {kind}: {text}");
         }
     }
     anyhow::bail!("connection closed while waiting for {kind}")

@@ -21,9 +21,12 @@ use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+/// A member: connection id and its outbound queue.
+type Member = (u64, mpsc::Sender<Arc<str>>);
+
 #[derive(Default)]
 struct Rooms {
-    members: HashMap<String, Vec<(u64, mpsc::Sender<Arc<str>>)>>,
+    members: HashMap<String, Vec<Member>>,
     seq: HashMap<String, i64>,
 }
 

@@ -162,6 +162,17 @@ impl ChatService {
             .ok_or(ChatError::NotAMember)
     }
 
+    /// The caller's membership of a group room (direct rooms never change members).
+    async fn require_group_member(&self, me: Uuid, room: Uuid) -> Result<MemberRecord, ChatError> {
+        let member = self.require_member(me, room).await?;
+        if self.require_room(room).await?.kind == "direct" {
+            return Err(ChatError::Validation(
+                "direct rooms cannot change members".to_owned(),
+            ));
+        }
+        Ok(member)
+    }
+
     async fn require_room(&self, room: Uuid) -> Result<RoomRecord, ChatError> {
         self.store.room(room).await?.ok_or(ChatError::NotAMember)
     }
@@ -335,13 +346,7 @@ impl ChatService {
         room: Uuid,
         user: Uuid,
     ) -> Result<Membership, ChatError> {
-        self.require_member(me, room).await?;
-        let record = self.require_room(room).await?;
-        if record.kind == "direct" {
-            return Err(ChatError::Validation(
-                "direct rooms cannot change members".to_owned(),
-            ));
-        }
+        self.require_group_member(me, room).await?;
         if self.store.user_by_id(user).await?.is_none() {
             return Err(ChatError::NotFound("no such user"));
         }
@@ -380,13 +385,7 @@ impl ChatService {
         room: Uuid,
         user: Uuid,
     ) -> Result<Membership, ChatError> {
-        let my_membership = self.require_member(me, room).await?;
-        let record = self.require_room(room).await?;
-        if record.kind == "direct" {
-            return Err(ChatError::Validation(
-                "direct rooms cannot change members".to_owned(),
-            ));
-        }
+        let my_membership = self.require_group_member(me, room).await?;
         if user != me && my_membership.role != "owner" {
             return Err(ChatError::Forbidden(
                 "only the room's owner may remove other members",

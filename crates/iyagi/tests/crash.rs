@@ -23,7 +23,7 @@ fn free_port() -> u16 {
 }
 
 async fn start(db: &str, port: u16) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_iyagi"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iyagi"))
         .args([
             "serve",
             "--listen",
@@ -46,6 +46,8 @@ async fn start(db: &str, port: u16) -> Server {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("server did not start");
 }
 

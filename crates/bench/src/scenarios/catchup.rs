@@ -69,10 +69,10 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
         };
         match frame.kind.as_str() {
             "message" => {
-                if let Some(message) = frame.message {
-                    if !seen.insert(message.seq) {
-                        duplicates += 1;
-                    }
+                if let Some(message) = frame.message
+                    && !seen.insert(message.seq)
+                {
+                    duplicates += 1;
                 }
             }
             "reload" => reload = true,
