@@ -214,10 +214,6 @@ impl ChatService {
         );
     }
 
-    async fn member_ids(&self, room: Uuid) -> Result<Vec<Uuid>, ChatError> {
-        Ok(self.cached_members(room).await?.as_ref().clone())
-    }
-
     /// The room's member ids, from the cache or the store.
     async fn cached_members(&self, room: Uuid) -> Result<Arc<Vec<Uuid>>, ChatError> {
         if let Some(members) = self
@@ -373,7 +369,7 @@ impl ChatService {
             .await?;
         if let Some(message) = &message {
             self.forget_members(room);
-            let members = self.member_ids(room).await?;
+            let members = self.cached_members(room).await?;
             self.publish(&members, message);
         }
         Ok(Membership { message })
@@ -595,7 +591,7 @@ impl ChatService {
                     ..self.system_message(room, me, MessageKind::Read, json!({"up_to_seq": seq}))
                 })
                 .await?;
-            let members = self.member_ids(room).await?;
+            let members = self.cached_members(room).await?;
             self.publish(&members, &appended.message);
             appended.message
         };
@@ -649,7 +645,7 @@ impl ChatService {
         let _guard = self.room_lock(room).lock().await;
         let appended = self.store.append_message(&message).await?;
         if !appended.duplicate {
-            let members = self.member_ids(room).await?;
+            let members = self.cached_members(room).await?;
             self.publish(&members, &appended.message);
         }
         Ok(appended)
@@ -659,9 +655,10 @@ impl ChatService {
     pub async fn typing(&self, me: Uuid, room: Uuid) -> Result<(), ChatError> {
         self.require_member(me, room).await?;
         let others: Vec<Uuid> = self
-            .member_ids(room)
+            .cached_members(room)
             .await?
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|u| *u != me)
             .collect();
         let frame = encode(&ServerFrame::Typing {
@@ -717,7 +714,7 @@ impl ChatService {
     /// Who of the room's members is online and who is viewing it.
     pub async fn presence(&self, me: Uuid, room: Uuid) -> Result<RoomPresence, ChatError> {
         self.require_member(me, room).await?;
-        let members = self.member_ids(room).await?;
+        let members = self.cached_members(room).await?;
         let online = self.sessions.online_many(&members).await?;
         let in_room = self.sessions.in_room_many(&members, room).await?;
         Ok(RoomPresence {

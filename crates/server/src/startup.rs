@@ -181,10 +181,9 @@ impl Application {
         hub.close_all(close::GOING_AWAY);
         let deadline = tokio::time::Instant::now() + grace;
         // Wait for every connection's teardown (which still uses storage to
-        // announce "offline"), not just for it to leave the hub.
-        while (hub.connection_count() > 0 || state.metrics.ws_connections.get() > 0)
-            && tokio::time::Instant::now() < deadline
-        {
+        // announce "offline"), not just for it to leave the hub: the gauge
+        // rises before a connection joins the hub and falls after its teardown.
+        while state.metrics.ws_connections.get() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         state.store.close().await;

@@ -88,13 +88,17 @@ impl Session {
             },
         );
         state.metrics.ws_connections.inc();
-        match state
-            .chat
-            .sessions()
-            .connect(user, &session.conn, session.session_ttl)
-            .await
+        // Setup awaits run once; boxed, they do not enlarge every idle
+        // connection's task for its whole life.
+        match Box::pin(
+            state
+                .chat
+                .sessions()
+                .connect(user, &session.conn, session.session_ttl),
+        )
+        .await
         {
-            Ok(true) => session.announce(true).await,
+            Ok(true) => Box::pin(announce(&state, user, true)).await,
             Ok(false) => {}
             Err(e) => tracing::error!(error = %e, "session store unavailable at connect"),
         }
@@ -165,12 +169,6 @@ impl Session {
 
         // Teardown, on every exit path.
         Box::pin(teardown(state, session, writer, connection_id, close)).await;
-    }
-
-    async fn announce(&self, online: bool) {
-        if let Err(e) = self.state.chat.announce_presence(self.user, online).await {
-            tracing::warn!(error = %e, "presence announcement failed");
-        }
     }
 
     /// Queues a frame for this connection. A full queue means this client
@@ -456,6 +454,14 @@ impl Session {
     }
 }
 
+/// Tells the user's contacts they came online or went offline. A failure
+/// only costs a presence frame, so it is logged, not raised.
+async fn announce(state: &AppState, user: Uuid, online: bool) {
+    if let Err(e) = state.chat.announce_presence(user, online).await {
+        tracing::warn!(error = %e, "presence announcement failed");
+    }
+}
+
 /// Teardown, on every exit path: leave the hub, stop the writer, remove the
 /// session entries, announce "offline" if this was the user's last connection.
 async fn teardown(
@@ -488,9 +494,7 @@ async fn teardown(
     }
     match state.chat.sessions().disconnect(user, &conn, viewing).await {
         Ok(true) => {
-            if let Err(e) = state.chat.announce_presence(user, false).await {
-                tracing::warn!(error = %e, "presence announcement failed");
-            }
+            announce(&state, user, false).await;
         }
         Ok(false) => {}
         Err(e) => {
