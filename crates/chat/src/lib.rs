@@ -14,4 +14,4 @@ pub mod views;
 pub use error::ChatError;
 pub use iyagi_bus::{Bus, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound};
 pub use push::{LogNotifier, PushNotification, PushNotifier, RecordingNotifier, to_notify};
-pub use service::{ChatLimits, ChatService, Membership, ReadOutcome, encode_frame};
+pub use service::{ChatLimits, ChatService, Membership, PendingSend, ReadOutcome, encode_frame};

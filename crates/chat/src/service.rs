@@ -16,8 +16,8 @@ use iyagi_protocol::chat::{
 use iyagi_protocol::ws::{RoomState, ServerFrame};
 use iyagi_session::SessionStore;
 use iyagi_store::{
-    Appended, MemberRecord, MembershipChange, MessageRecord, NewMessage, NewRoom, ReadEffect,
-    RoomListEntry, RoomRecord, Storage,
+    Appended, MemberRecord, MembershipChange, MessageRecord, NewMessage, NewRoom, OnCommit,
+    PendingAppend, ReadEffect, RoomListEntry, RoomRecord, Storage,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -26,9 +26,13 @@ use crate::push::{PushNotification, PushNotifier, to_notify};
 use crate::{ChatError, validate, views};
 use iyagi_bus::{Bus, Delivery, Hub};
 
-/// Messages stored in one room are published under a per-room lock, so on
-/// one node every connection sees a room's messages in seq order. Rooms
-/// share a fixed set of locks (striping) so the set never needs cleaning.
+/// On one node every connection sees a room's messages in seq order:
+/// appends are published by the store's writer in commit order (see
+/// `MessageStore::queue_append`), and membership changes, which commit in
+/// their own transaction, hold the room's lock and first let every queued
+/// append settle, so nothing of the room commits around them. Appends hold
+/// the lock only while they queue. Rooms share a fixed set of locks
+/// (striping) so the set never needs cleaning.
 const ROOM_LOCK_STRIPES: usize = 1024;
 const SERVER_DEVICE: &str = "server";
 
@@ -67,6 +71,9 @@ pub struct ChatService {
     bus: Arc<dyn Bus>,
     push: Arc<dyn PushNotifier>,
     limits: ChatLimits,
+    /// For the tasks commit hooks start (hooks may run off the runtime, on
+    /// the SQLite writer thread).
+    runtime: tokio::runtime::Handle,
     room_locks: Vec<tokio::sync::Mutex<()>>,
     /// Member ids per room, so a send reads no database. Dropped on every
     /// membership change, on any node (through the bus). std Mutex: never
@@ -127,6 +134,7 @@ impl ChatService {
             bus,
             push,
             limits,
+            runtime: tokio::runtime::Handle::current(),
             room_locks,
             members_cache,
         }
@@ -201,17 +209,30 @@ impl ChatService {
 
     /// Publishes a stored message to every connection of `members`.
     fn publish(&self, members: &[Uuid], record: &MessageRecord) {
-        let frame = encode(&ServerFrame::Message {
-            message: views::message(record),
-        });
-        self.bus.deliver(
-            members,
-            Delivery::Room {
-                room_id: record.room_id,
-                seq: record.seq,
-                frame,
-            },
-        );
+        publish_to(self.bus.as_ref(), members, record);
+    }
+
+    /// The store hook that publishes a newly stored message (not a
+    /// duplicate) to `members` on the writer, in commit order.
+    fn publish_on_commit(&self, members: Arc<Vec<Uuid>>) -> OnCommit {
+        let bus = self.bus.clone();
+        Box::new(move |appended: &Appended| {
+            if !appended.duplicate {
+                publish_to(bus.as_ref(), &members, &appended.message);
+            }
+        })
+    }
+
+    /// Holds the room's lock and waits until every queued append has
+    /// committed and been published, so a transaction that stores a
+    /// message of its own (membership changes) is published in seq order.
+    async fn lock_room_settled(
+        &self,
+        room: Uuid,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>, ChatError> {
+        let guard = self.room_lock(room).lock().await;
+        self.store.settle_appends().await?;
+        Ok(guard)
     }
 
     /// The room's member ids, from the cache or the store.
@@ -351,7 +372,7 @@ impl ChatService {
                 "a group has at most {GROUP_MAX_MEMBERS} members"
             )));
         }
-        let _guard = self.room_lock(room).lock().await;
+        let _guard = self.lock_room_settled(room).await?;
         let message = self
             .store
             .change_membership(&MembershipChange {
@@ -400,7 +421,7 @@ impl ChatService {
                     .map(|m| m.user_id)
             })
             .flatten();
-        let _guard = self.room_lock(room).lock().await;
+        let _guard = self.lock_room_settled(room).await?;
         let message = self
             .store
             .change_membership(&MembershipChange {
@@ -485,8 +506,29 @@ impl ChatService {
         kind: MessageKind,
         content: &serde_json::Value,
     ) -> Result<Appended, ChatError> {
+        let pending = self
+            .queue_send(me, device, room, client_msg_id, kind, content)
+            .await?;
+        self.finish_send(pending).await
+    }
+
+    /// The first half of [`send`](Self::send): checks the message and the
+    /// sender's membership, and queues the message for storage. Returns as
+    /// soon as it is queued, so a connection can queue its next send while
+    /// this one commits; sends queued one after the other in a room get
+    /// increasing seqs.
+    pub async fn queue_send(
+        &self,
+        me: Uuid,
+        device: &str,
+        room: Uuid,
+        client_msg_id: &str,
+        kind: MessageKind,
+        content: &serde_json::Value,
+    ) -> Result<PendingSend, ChatError> {
         validate::client_msg_id(client_msg_id)?;
         let content = validate::content(kind, content)?;
+        let _guard = self.room_lock(room).lock().await;
         // The (cached) member list answers "may I send?" and "to whom?".
         let mut members = self.cached_members(room).await?;
         if !members.contains(&me) {
@@ -500,59 +542,44 @@ impl ChatService {
                 return Err(ChatError::NotAMember);
             }
         }
-        let appended = {
-            let _guard = self.room_lock(room).lock().await;
-            let appended = self
-                .store
-                .append_message(&NewMessage {
-                    id: Uuid::now_v7(),
-                    room_id: room,
-                    author_id: me,
-                    device_id: device.to_owned(),
-                    client_msg_id: client_msg_id.to_owned(),
-                    kind: kind.as_str().to_owned(),
-                    content,
-                    created_at_ms: now_ms(),
-                    is_content: true,
-                    bumps_activity: true,
-                    // Writing in a room means having read it.
-                    read_effect: ReadEffect::UpToSelf,
-                })
-                .await?;
-            if !appended.duplicate {
-                self.publish(&members, &appended.message);
-            }
-            appended
+        let message = NewMessage {
+            id: Uuid::now_v7(),
+            room_id: room,
+            author_id: me,
+            device_id: device.to_owned(),
+            client_msg_id: client_msg_id.to_owned(),
+            kind: kind.as_str().to_owned(),
+            content,
+            created_at_ms: now_ms(),
+            is_content: true,
+            bumps_activity: true,
+            // Writing in a room means having read it.
+            read_effect: ReadEffect::UpToSelf,
         };
-        if !appended.duplicate {
-            self.notify_absent_members(&members, &appended.message)
-                .await;
-        }
-        Ok(appended)
+        let publish = self.publish_on_commit(members.clone());
+        let sessions = self.sessions.clone();
+        let push = self.push.clone();
+        let runtime = self.runtime.clone();
+        let hook: OnCommit = Box::new(move |appended: &Appended| {
+            publish(appended);
+            if !appended.duplicate {
+                // Its own task: the push decision neither delays the ack nor
+                // depends on the sender staying connected.
+                let message = appended.message.clone();
+                runtime.spawn(async move {
+                    notify_absent_members(sessions.as_ref(), push.as_ref(), &members, &message)
+                        .await;
+                });
+            }
+        });
+        let stored = self.store.queue_append(message, Some(hook)).await?;
+        Ok(PendingSend { stored })
     }
 
-    /// The push decision for one stored message (see [`crate::push`]).
-    async fn notify_absent_members(&self, members: &[Uuid], message: &MessageRecord) {
-        let in_room = match self.sessions.in_room_many(members, message.room_id).await {
-            Ok(flags) => flags,
-            Err(e) => {
-                // Better a push too many than a message nobody hears about.
-                tracing::warn!(error = %e, "session store unavailable; notifying every other member");
-                vec![false; members.len()]
-            }
-        };
-        for user_id in to_notify(members, &in_room, message.author_id) {
-            self.push
-                .notify(PushNotification {
-                    user_id,
-                    room_id: message.room_id,
-                    message_id: message.id,
-                    seq: message.seq,
-                    author_id: message.author_id,
-                    kind: message.kind.clone(),
-                })
-                .await;
-        }
+    /// The second half of [`send`](Self::send): waits for the commit. The
+    /// message has been published by then, and its push decision started.
+    pub async fn finish_send(&self, pending: PendingSend) -> Result<Appended, ChatError> {
+        Ok(pending.stored.committed().await?)
     }
 
     /// Writes a read marker up to `seq` (a no-op when already read further).
@@ -579,22 +606,20 @@ impl ChatService {
                 marker: None,
             });
         }
-        let marker = {
+        let pending = {
             let _guard = self.room_lock(room).lock().await;
-            let appended = self
-                .store
-                .append_message(&NewMessage {
-                    is_content: false,
-                    bumps_activity: false,
-                    read_effect: ReadEffect::UpTo(seq),
-                    device_id: device.to_owned(),
-                    ..self.system_message(room, me, MessageKind::Read, json!({"up_to_seq": seq}))
-                })
-                .await?;
             let members = self.cached_members(room).await?;
-            self.publish(&members, &appended.message);
-            appended.message
+            let marker = NewMessage {
+                is_content: false,
+                bumps_activity: false,
+                read_effect: ReadEffect::UpTo(seq),
+                device_id: device.to_owned(),
+                ..self.system_message(room, me, MessageKind::Read, json!({"up_to_seq": seq}))
+            };
+            let hook = self.publish_on_commit(members);
+            self.store.queue_append(marker, Some(hook)).await?
         };
+        let marker = pending.committed().await?.message;
         let member = self.require_member(me, room).await?;
         let record = self.require_room(room).await?;
         Ok(ReadOutcome {
@@ -642,13 +667,13 @@ impl ChatService {
         if let Some(id) = client_msg_id {
             message.client_msg_id = id.to_owned();
         }
-        let _guard = self.room_lock(room).lock().await;
-        let appended = self.store.append_message(&message).await?;
-        if !appended.duplicate {
+        let pending = {
+            let _guard = self.room_lock(room).lock().await;
             let members = self.cached_members(room).await?;
-            self.publish(&members, &appended.message);
-        }
-        Ok(appended)
+            let hook = self.publish_on_commit(members);
+            self.store.queue_append(message, Some(hook)).await?
+        };
+        Ok(pending.committed().await?)
     }
 
     /// Tells the other members' connections that `me` is typing. Not stored.
@@ -791,6 +816,54 @@ impl ChatService {
             username: user.username,
         })
     }
+}
+
+/// A send queued for storage (see [`ChatService::queue_send`]).
+pub struct PendingSend {
+    stored: PendingAppend,
+}
+
+/// The push decision for one stored message (see [`crate::push`]).
+async fn notify_absent_members(
+    sessions: &dyn SessionStore,
+    push: &dyn PushNotifier,
+    members: &[Uuid],
+    message: &MessageRecord,
+) {
+    let in_room = match sessions.in_room_many(members, message.room_id).await {
+        Ok(flags) => flags,
+        Err(e) => {
+            // Better a push too many than a message nobody hears about.
+            tracing::warn!(error = %e, "session store unavailable; notifying every other member");
+            vec![false; members.len()]
+        }
+    };
+    for user_id in to_notify(members, &in_room, message.author_id) {
+        push.notify(PushNotification {
+            user_id,
+            room_id: message.room_id,
+            message_id: message.id,
+            seq: message.seq,
+            author_id: message.author_id,
+            kind: message.kind.clone(),
+        })
+        .await;
+    }
+}
+
+/// Encodes `record` once and queues it for every connection of `members`.
+fn publish_to(bus: &dyn Bus, members: &[Uuid], record: &MessageRecord) {
+    let frame = encode(&ServerFrame::Message {
+        message: views::message(record),
+    });
+    bus.deliver(
+        members,
+        Delivery::Room {
+            room_id: record.room_id,
+            seq: record.seq,
+            frame,
+        },
+    );
 }
 
 /// Encodes a frame once for many recipients; exposed for the gateway.

@@ -182,7 +182,13 @@ pub struct Limits {
     pub max_client_msg_id_chars: usize,
     pub send_per_second: u32,
     pub max_replay: i64,
+    /// `send` frames a connection may have waiting for their acks; while
+    /// that many are pending, the server reads no further frames.
+    pub max_sends_in_flight: usize,
 }
+
+/// See [`Limits::max_sends_in_flight`].
+pub const SENDS_IN_FLIGHT_MAX: usize = 64;
 
 /// WebSocket close codes iyagi uses (4000-4999 are application codes).
 pub mod close {

@@ -113,7 +113,27 @@ pub trait MessageStore: Send + Sync {
     /// Appends a message, assigning the room's next sequence number. A retry
     /// with the same (room, author, device, client id) returns the original
     /// message with `duplicate = true` and stores nothing.
-    async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError>;
+    async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError> {
+        self.queue_append(message.clone(), None)
+            .await?
+            .committed()
+            .await
+    }
+    /// Queues an append for the store's single writer and returns as soon
+    /// as it is queued. Appends are sequenced in queue order: two appends to
+    /// one room queued one after the other get increasing seqs. The writer
+    /// commits whatever is queued in one transaction (group commit); then,
+    /// in the same order, it runs each stored message's `on_commit` hook
+    /// and answers its [`PendingAppend`]. So hooks see each room's messages
+    /// in seq order, and a caller hears "stored" only after its hook ran.
+    async fn queue_append(
+        &self,
+        message: NewMessage,
+        on_commit: Option<OnCommit>,
+    ) -> Result<PendingAppend, StoreError>;
+    /// Returns once every append queued before this call has been committed
+    /// (or has failed) and its hook has run.
+    async fn settle_appends(&self) -> Result<(), StoreError>;
     /// Messages with `seq > after_seq`, ascending, at most `limit`.
     async fn messages_after(
         &self,
@@ -133,6 +153,28 @@ pub trait MessageStore: Send + Sync {
         room_id: Uuid,
         seq: i64,
     ) -> Result<Option<MessageRecord>, StoreError>;
+}
+
+/// Runs on the store's writer right after the commit that stored a message
+/// (also for a duplicate, with `duplicate = true`), before the caller is
+/// answered, in seq order per room. It must be quick and must not block: it
+/// holds up every later append.
+pub type OnCommit = Box<dyn FnOnce(&Appended) + Send + Sync>;
+
+/// An append waiting for its commit.
+pub struct PendingAppend(tokio::sync::oneshot::Receiver<Result<Appended, StoreError>>);
+
+impl PendingAppend {
+    pub(crate) fn new(
+        answer: tokio::sync::oneshot::Receiver<Result<Appended, StoreError>>,
+    ) -> PendingAppend {
+        PendingAppend(answer)
+    }
+
+    /// The stored message, once committed.
+    pub async fn committed(self) -> Result<Appended, StoreError> {
+        self.0.await.map_err(|_| sql::writer_stopped())?
+    }
 }
 
 /// Everything iyagi stores.

@@ -18,15 +18,65 @@ use uuid::Uuid;
 
 use crate::*;
 
+pub(crate) fn writer_stopped() -> StoreError {
+    StoreError::WriteFailed("the writer has stopped".to_owned())
+}
+
 /// Appends waiting for the writer.
 const APPEND_QUEUE: usize = 8192;
 /// Appends committed together at most.
 pub(crate) const MAX_BATCH: usize = 512;
 
-/// One `append_message` call, waiting for its batch to commit.
+/// One queued append, waiting for its batch to commit.
 pub(crate) struct AppendJob {
     pub(crate) message: NewMessage,
+    pub(crate) on_commit: Option<OnCommit>,
     pub(crate) reply: oneshot::Sender<Result<Appended, StoreError>>,
+}
+
+/// What the writer (SQLite thread or PostgreSQL task) is asked to do.
+pub(crate) enum WriterJob {
+    Append(AppendJob),
+    /// Answered once every append queued before it has committed (or
+    /// failed) and its hook has run.
+    Barrier(oneshot::Sender<()>),
+}
+
+/// Splits a drained batch into its appends and its barriers. A barrier
+/// only promises "everything queued before me", so answering it after the
+/// whole batch is correct.
+pub(crate) fn split_batch(jobs: Vec<WriterJob>) -> (Vec<AppendJob>, Vec<oneshot::Sender<()>>) {
+    let mut appends = Vec::with_capacity(jobs.len());
+    let mut barriers = Vec::new();
+    for job in jobs {
+        match job {
+            WriterJob::Append(append) => appends.push(append),
+            WriterJob::Barrier(done) => barriers.push(done),
+        }
+    }
+    (appends, barriers)
+}
+
+/// After a commit: runs each stored message's hook, in batch order (which
+/// is seq order within each room), then answers its caller.
+pub(crate) fn answer_committed(batch: Vec<AppendJob>, results: Vec<Result<Appended, StoreError>>) {
+    for (job, result) in batch.into_iter().zip(results) {
+        if let (Some(hook), Ok(appended)) = (job.on_commit, &result) {
+            // A panicking hook must not take the writer (and every later
+            // append) down with it.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(appended))).is_err() {
+                tracing::error!(message_id = %appended.message.id, "commit hook panicked");
+            }
+        }
+        let _ = job.reply.send(result);
+    }
+}
+
+/// After a failed batch: every caller gets the error; no hook runs.
+pub(crate) fn answer_failed(batch: Vec<AppendJob>, error: impl Fn() -> StoreError) {
+    for job in batch {
+        let _ = job.reply.send(Err(error()));
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -36,7 +86,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
-    appender: mpsc::Sender<AppendJob>,
+    appender: mpsc::Sender<WriterJob>,
 }
 
 impl SqliteStore {
@@ -86,7 +136,7 @@ impl SqliteStore {
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
-    appender: mpsc::Sender<AppendJob>,
+    appender: mpsc::Sender<WriterJob>,
 }
 
 impl PgStore {
@@ -621,11 +671,17 @@ macro_rules! impl_storage {
             /// Group commit: the call queues the message for the store's one
             /// writer task, which commits everything queued meanwhile in one
             /// transaction (one fsync), and answers only after the commit.
-            async fn append_message(&self, message: &NewMessage) -> Result<Appended, StoreError> {
+            async fn queue_append(&self, message: NewMessage, on_commit: Option<OnCommit>) -> Result<PendingAppend, StoreError> {
                 let (reply, answer) = oneshot::channel();
-                let job = AppendJob { message: message.clone(), reply };
-                self.appender.send(job).await.map_err(|_| StoreError::WriteFailed("the writer has stopped".to_owned()))?;
-                answer.await.map_err(|_| StoreError::WriteFailed("the writer has stopped".to_owned()))?
+                let job = WriterJob::Append(AppendJob { message, on_commit, reply });
+                self.appender.send(job).await.map_err(|_| writer_stopped())?;
+                Ok(PendingAppend::new(answer))
+            }
+
+            async fn settle_appends(&self) -> Result<(), StoreError> {
+                let (done, settled) = oneshot::channel();
+                self.appender.send(WriterJob::Barrier(done)).await.map_err(|_| writer_stopped())?;
+                settled.await.map_err(|_| writer_stopped())
             }
 
             async fn messages_after(
@@ -675,17 +731,20 @@ macro_rules! impl_storage {
         /// applies them in one write transaction, commits once, answers each.
         /// (PostgreSQL uses this one; SQLite uses `sqlite_writer`, see there why.)
         #[allow(dead_code)]
-        pub(super) async fn run_appender(pool: $pool, mut jobs: mpsc::Receiver<AppendJob>) {
-            while let Some(first) = jobs.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match jobs.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
+        pub(super) async fn run_appender(pool: $pool, mut jobs: mpsc::Receiver<WriterJob>) {
+            let mut drained = Vec::with_capacity(MAX_BATCH);
+            while jobs.recv_many(&mut drained, MAX_BATCH).await > 0 {
+                let (mut batch, barriers) = split_batch(std::mem::take(&mut drained));
+                if batch.is_empty() {
+                    for done in barriers {
+                        let _ = done.send(());
                     }
+                    continue;
                 }
                 // One lock order for every writer, so concurrent batches on
                 // several nodes cannot deadlock on room rows (PostgreSQL).
+                // The sort is stable: each room's appends keep their queue
+                // order, so seqs and hooks follow the order of queueing.
                 batch.sort_by_key(|job| job.message.room_id);
                 let mut outcome = append_batch(&pool, &batch).await;
                 if matches!(outcome, Err(StoreError::Conflict)) {
@@ -694,22 +753,19 @@ macro_rules! impl_storage {
                     outcome = append_batch(&pool, &batch).await;
                 }
                 match outcome {
-                    Ok(results) => {
-                        for (job, result) in batch.into_iter().zip(results) {
-                            let _ = job.reply.send(result);
-                        }
-                    }
+                    Ok(results) => answer_committed(batch, results),
                     Err(err) => {
                         tracing::error!(error = %err, size = batch.len(), "append batch failed");
                         let unavailable = err.is_unavailable();
-                        for job in batch {
-                            let _ = job.reply.send(Err(if unavailable {
-                                StoreError::Database(sqlx::Error::PoolTimedOut)
-                            } else {
-                                StoreError::WriteFailed(err.to_string())
-                            }));
-                        }
+                        answer_failed(batch, || if unavailable {
+                            StoreError::Database(sqlx::Error::PoolTimedOut)
+                        } else {
+                            StoreError::WriteFailed(err.to_string())
+                        });
                     }
+                }
+                for done in barriers {
+                    let _ = done.send(());
                 }
             }
         }

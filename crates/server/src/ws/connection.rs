@@ -1,10 +1,13 @@
 //! One WebSocket connection: reader loop, heartbeat, dispatch, teardown.
 
 use std::num::NonZeroU32;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesOrdered;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iyagi_auth::Principal;
 use iyagi_chat::{ConnectionEntry, Outbound, encode_frame, views};
@@ -12,7 +15,7 @@ use iyagi_protocol::ErrorCode;
 use iyagi_protocol::chat::CLIENT_MSG_ID_MAX;
 use iyagi_protocol::chat::{CONTENT_MAX_BYTES, TEXT_MAX_CHARS};
 use iyagi_protocol::ws::{
-    CLIENT_FRAME_TYPES, ClientFrame, Limits, ServerFrame, SyncPosition, close,
+    CLIENT_FRAME_TYPES, ClientFrame, Limits, SENDS_IN_FLIGHT_MAX, ServerFrame, SyncPosition, close,
 };
 use iyagi_session::Connection;
 use tokio::sync::{mpsc, watch};
@@ -25,6 +28,28 @@ use crate::state::AppState;
 
 /// Messages fetched per storage round trip during catch-up.
 const REPLAY_PAGE: u32 = 200;
+
+/// Replies to the sends a connection has queued for storage, in the order
+/// the sends arrived. Sends are pipelined: the reader queues a send and
+/// reads on, so one connection's sends share group commits instead of
+/// waiting one commit each. Created on the first send (idle connections
+/// do not pay for it).
+type InFlight = Option<FuturesOrdered<BoxFuture<'static, ServerFrame>>>;
+
+fn in_flight_len(in_flight: &InFlight) -> usize {
+    in_flight.as_ref().map_or(0, FuturesOrdered::len)
+}
+
+/// The next reply of a pipelined send; pending while none is ready.
+fn poll_reply(in_flight: &mut InFlight, cx: &mut Context<'_>) -> Poll<Box<ServerFrame>> {
+    match in_flight
+        .as_mut()
+        .map(|replies| replies.poll_next_unpin(cx))
+    {
+        Some(Poll::Ready(Some(reply))) => Poll::Ready(Box::new(reply)),
+        _ => Poll::Pending,
+    }
+}
 
 pub async fn run(socket: WebSocket, state: AppState, principal: Principal, device_id: String) {
     let connection_id = Uuid::now_v7();
@@ -116,6 +141,7 @@ impl Session {
                 max_client_msg_id_chars: CLIENT_MSG_ID_MAX,
                 send_per_second: settings.frames_per_second,
                 max_replay: settings.max_replay,
+                max_sends_in_flight: SENDS_IN_FLIGHT_MAX,
             },
         });
 
@@ -124,9 +150,12 @@ impl Session {
         // One heap timer for the connection's life, pushed back on every
         // sign of life (rather than a new timer per loop iteration).
         let mut silence_deadline = Box::pin(tokio::time::sleep(interval + timeout));
+        let mut in_flight: InFlight = None;
         let close: Option<(u16, &'static str)> = loop {
             tokio::select! {
-                incoming = stream.next() => match incoming {
+                reply = std::future::poll_fn(|cx| poll_reply(&mut in_flight, cx)) => session.frame(*reply),
+                // At the pipelining limit, stop reading: TCP pushes back.
+                incoming = stream.next(), if in_flight_len(&in_flight) < SENDS_IN_FLIGHT_MAX => match incoming {
                     None | Some(Ok(Message::Close(_))) => break None,
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "socket error");
@@ -140,7 +169,7 @@ impl Session {
                             // Boxed: the handler futures (send, sync...) are large,
                             // and inlined they would make every idle connection's
                             // task as large as the largest of them.
-                            Message::Text(text) => Box::pin(session.handle_text(text.as_str())).await,
+                            Message::Text(text) => Box::pin(session.handle_text(text.as_str(), &mut in_flight)).await,
                             Message::Binary(_) => session.error(None, ErrorCode::InvalidRequest, "frames must be JSON text"),
                             Message::Ping(_) | Message::Pong(_) => {}
                             Message::Close(_) => break None,
@@ -192,40 +221,49 @@ impl Session {
     }
 
     fn api_error(&self, reference: Option<String>, error: impl Into<ApiError>) {
-        let error = error.into();
-        self.error(reference, error.code, error.message);
+        self.frame(error_frame(reference, error));
     }
 
-    async fn handle_text(&mut self, text: &str) {
+    async fn handle_text(&mut self, text: &str, in_flight: &mut InFlight) {
         let max = self.state.settings.ws.max_frame_bytes;
-        if text.len() > max {
-            return self.error(
-                None,
+        let refused = if text.len() > max {
+            Some((
                 ErrorCode::FrameTooLarge,
                 format!("frames are limited to {max} bytes"),
-            );
-        }
-        if self.limiter.check().is_err() {
-            return self.error(
-                None,
+            ))
+        } else if self.limiter.check().is_err() {
+            Some((
                 ErrorCode::RateLimited,
                 format!(
                     "at most {} frames per second",
                     self.state.settings.ws.frames_per_second
                 ),
-            );
-        }
-        let frame = match parse(text) {
+            ))
+        } else {
+            None
+        };
+        let parsed = match refused {
+            Some(refusal) => Err(refusal),
+            None => parse(text),
+        };
+        let frame = match parsed {
             Ok(frame) => frame,
-            Err((code, message)) => return self.error(None, code, message),
+            Err((code, message)) => {
+                let error = ServerFrame::Error {
+                    reference: None,
+                    code,
+                    message,
+                };
+                // Behind pending sends' replies, to keep replies in order.
+                return match in_flight {
+                    Some(replies) if !replies.is_empty() => {
+                        replies.push_back(Box::pin(std::future::ready(error)))
+                    }
+                    _ => self.frame(error),
+                };
+            }
         };
         self.state.metrics.ws_frames_in.inc();
-        self.dispatch(frame).await;
-    }
-
-    async fn dispatch(&mut self, frame: ClientFrame) {
-        let chat = self.state.chat.clone();
-        let user = self.user;
         match frame {
             ClientFrame::Send {
                 reference,
@@ -234,25 +272,69 @@ impl Session {
                 kind,
                 content,
             } => {
-                match chat
-                    .send(
-                        user,
-                        &self.conn.device_id,
-                        room_id,
-                        &client_msg_id,
-                        kind,
-                        &content,
-                    )
-                    .await
-                {
-                    Ok(appended) => self.frame(ServerFrame::Ack {
-                        reference,
-                        message: views::message(&appended.message),
-                        duplicate: appended.duplicate,
-                    }),
-                    Err(e) => self.api_error(reference, e),
-                }
+                let reply = self
+                    .queue_send(reference, room_id, &client_msg_id, kind, &content)
+                    .await;
+                in_flight
+                    .get_or_insert_with(FuturesOrdered::new)
+                    .push_back(reply);
             }
+            other => {
+                // Every other frame sees the effects of the sends before it,
+                // and its reply comes after theirs.
+                if let Some(replies) = in_flight {
+                    while let Some(reply) = replies.next().await {
+                        self.frame(reply);
+                    }
+                }
+                self.dispatch(other).await;
+            }
+        }
+    }
+
+    /// Queues a send for storage; the returned future is its reply (an
+    /// ack once committed, or an error).
+    async fn queue_send(
+        &self,
+        reference: Option<String>,
+        room_id: Uuid,
+        client_msg_id: &str,
+        kind: iyagi_protocol::chat::MessageKind,
+        content: &serde_json::Value,
+    ) -> BoxFuture<'static, ServerFrame> {
+        let chat = self.state.chat.clone();
+        let queued = chat
+            .queue_send(
+                self.user,
+                &self.conn.device_id,
+                room_id,
+                client_msg_id,
+                kind,
+                content,
+            )
+            .await;
+        Box::pin(async move {
+            let stored = match queued {
+                Ok(pending) => chat.finish_send(pending).await,
+                Err(e) => Err(e),
+            };
+            match stored {
+                Ok(appended) => ServerFrame::Ack {
+                    reference,
+                    message: views::message(&appended.message),
+                    duplicate: appended.duplicate,
+                },
+                Err(e) => error_frame(reference, e),
+            }
+        })
+    }
+
+    async fn dispatch(&mut self, frame: ClientFrame) {
+        let chat = self.state.chat.clone();
+        let user = self.user;
+        match frame {
+            // Pipelined: handled by `handle_text`.
+            ClientFrame::Send { .. } => {}
             ClientFrame::Read {
                 reference,
                 room_id,
@@ -515,6 +597,11 @@ fn dedupe(mut positions: Vec<SyncPosition>) -> Vec<SyncPosition> {
 /// Parses a client frame, telling malformed JSON, unknown types and bad
 /// fields apart.
 fn parse(text: &str) -> Result<ClientFrame, (ErrorCode, String)> {
+    // The common case in one pass; only a bad frame is parsed again, to
+    // say what is wrong with it.
+    if let Ok(frame) = serde_json::from_str(text) {
+        return Ok(frame);
+    }
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
         (
             ErrorCode::MalformedJson,
@@ -539,6 +626,15 @@ fn parse(text: &str) -> Result<ClientFrame, (ErrorCode, String)> {
     }
     serde_json::from_value(value)
         .map_err(|e| (ErrorCode::InvalidRequest, format!("bad {kind} frame: {e}")))
+}
+
+fn error_frame(reference: Option<String>, error: impl Into<ApiError>) -> ServerFrame {
+    let error = error.into();
+    ServerFrame::Error {
+        reference,
+        code: error.code,
+        message: error.message,
+    }
 }
 
 fn close_reason(code: u16) -> &'static str {

@@ -86,8 +86,10 @@ pub async fn upgrade(
         .max_message_size(ws.hard_max_frame_bytes)
         .max_frame_size(ws.hard_max_frame_bytes)
         // Small socket buffers: most frames are far below 4 KiB, and every
-        // idle connection pays for its buffers.
+        // idle connection pays for its buffers. Writes collect up to 16 KiB
+        // until the writer flushes (when its queue is empty); the buffer
+        // only grows on connections that receive bursts.
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| connection::run(socket, state, principal, device_id)))
 }

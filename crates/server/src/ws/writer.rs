@@ -88,78 +88,84 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
     let mut live = false;
     let mut rooms: HashMap<Uuid, RoomCursor> = HashMap::new();
     while let Some(item) = queue.recv().await {
-        let result = match item {
-            Outbound::Frame(frame) => sink.send(text(&frame)).await,
-            Outbound::Room {
-                room_id,
-                seq,
-                frame,
-            } => {
-                if !live {
-                    continue;
+        let result = 'item: {
+            match item {
+                Outbound::Frame(frame) => sink.feed(text(&frame)).await,
+                Outbound::Room {
+                    room_id,
+                    seq,
+                    frame,
+                } => {
+                    if !live {
+                        break 'item Ok(());
+                    }
+                    let cursor = rooms.entry(room_id).or_default();
+                    if let Some(held) = &mut cursor.held {
+                        held.push((seq, frame));
+                        break 'item Ok(());
+                    }
+                    if !cursor.admit(seq) {
+                        break 'item Ok(());
+                    }
+                    sink.feed(text(&frame)).await
                 }
-                let cursor = rooms.entry(room_id).or_default();
-                if let Some(held) = &mut cursor.held {
-                    held.push((seq, frame));
-                    continue;
+                Outbound::SyncBegin { rooms: syncing } => {
+                    live = true;
+                    for room in syncing {
+                        rooms
+                            .entry(room)
+                            .or_default()
+                            .held
+                            .get_or_insert_with(Vec::new);
+                    }
+                    break 'item Ok(());
                 }
-                if !cursor.admit(seq) {
-                    continue;
+                Outbound::Replay {
+                    room_id,
+                    seq,
+                    frame,
+                } => {
+                    // Replay sends exactly what the client asked for.
+                    rooms.entry(room_id).or_default().admit(seq);
+                    sink.feed(text(&frame)).await
                 }
-                sink.send(text(&frame)).await
-            }
-            Outbound::SyncBegin { rooms: syncing } => {
-                live = true;
-                for room in syncing {
-                    rooms
-                        .entry(room)
-                        .or_default()
-                        .held
-                        .get_or_insert_with(Vec::new);
-                }
-                continue;
-            }
-            Outbound::Replay {
-                room_id,
-                seq,
-                frame,
-            } => {
-                // Replay sends exactly what the client asked for.
-                rooms.entry(room_id).or_default().admit(seq);
-                sink.send(text(&frame)).await
-            }
-            Outbound::SyncEnd {
-                room_id,
-                seen_up_to,
-            } => {
-                let cursor = rooms.entry(room_id).or_default();
-                cursor.raise_floor(seen_up_to);
-                let mut held = cursor.held.take().unwrap_or_default();
-                held.sort_by_key(|(seq, _)| *seq);
-                let mut result = Ok(());
-                for (seq, frame) in held {
-                    if cursor.admit(seq) {
-                        result = sink.feed(text(&frame)).await;
-                        if result.is_err() {
-                            break;
+                Outbound::SyncEnd {
+                    room_id,
+                    seen_up_to,
+                } => {
+                    let cursor = rooms.entry(room_id).or_default();
+                    cursor.raise_floor(seen_up_to);
+                    let mut held = cursor.held.take().unwrap_or_default();
+                    held.sort_by_key(|(seq, _)| *seq);
+                    let mut result = Ok(());
+                    for (seq, frame) in held {
+                        if cursor.admit(seq) {
+                            result = sink.feed(text(&frame)).await;
+                            if result.is_err() {
+                                break;
+                            }
                         }
                     }
+                    result
                 }
-                match result {
-                    Ok(()) => sink.flush().await,
-                    Err(e) => Err(e),
+                Outbound::Ping => sink.feed(Message::Ping(Default::default())).await,
+                Outbound::Close { code, reason } => {
+                    let _ = sink
+                        .send(Message::Close(Some(CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        })))
+                        .await;
+                    return;
                 }
             }
-            Outbound::Ping => sink.send(Message::Ping(Default::default())).await,
-            Outbound::Close { code, reason } => {
-                let _ = sink
-                    .send(Message::Close(Some(CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    })))
-                    .await;
-                return;
-            }
+        };
+        // Frames are fed into the socket's write buffer and flushed once
+        // the queue is empty: a burst (acks and deliveries arriving
+        // together) goes out in one write instead of one syscall per frame.
+        let result = match result {
+            Ok(()) if queue.is_empty() => sink.flush().await,
+            other => other,
         };
         if result.is_err() {
             // The peer is gone; the reader notices too and tears down.

@@ -27,6 +27,7 @@ crate::ws_suite!(realtime:
     push_goes_to_members_not_viewing_the_room,
     revoking_a_session_closes_its_connection,
     typing_is_delivered_live_and_never_stored,
+    pipelined_sends_are_answered_in_order_and_delivered_in_seq_order,
 );
 
 async fn direct_room(app: &TestApp, a: &Tokens, b: &Tokens) -> String {
@@ -807,16 +808,19 @@ pub async fn a_slow_reader_does_not_stall_anyone_else(b: Backends) {
     // Enough bulk to fill the slow device's socket buffers many times over.
     let padding = "p".repeat(12 * 1024);
     let count = 600;
-    for i in 0..count {
-        a.send(json!({"type": "send", "ref": format!("s{i}"), "room_id": room, "client_msg_id": format!("s{i}"),
-                      "kind": "text", "content": {"text": format!("bulk {i}"), "pad": padding}}))
-            .await;
-    }
-    let mut acked = 0;
-    while acked < count {
-        let frame = a.expect("ack", |f| f["type"] == "ack").await;
-        assert_eq!(frame["duplicate"], false);
-        acked += 1;
+    // The sender pipelines five sends at a time and reads its acks (a
+    // sender that never reads would be a slow reader itself).
+    for chunk in (0..count).collect::<Vec<_>>().chunks(5) {
+        for i in chunk {
+            a.send(json!({"type": "send", "ref": format!("s{i}"), "room_id": room, "client_msg_id": format!("s{i}"),
+                          "kind": "text", "content": {"text": format!("bulk {i}"), "pad": padding}}))
+                .await;
+        }
+        for i in chunk {
+            let frame = a.expect("ack", |f| f["type"] == "ack").await;
+            assert_eq!(frame["duplicate"], false);
+            assert_eq!(frame["ref"], format!("s{i}"), "acks come in send order");
+        }
     }
     let got = collect_until(&mut fast, &room, count as i64 + 1).await;
     assert_eq!(got.len(), count, "the fast device got every message");
@@ -1017,5 +1021,133 @@ pub async fn typing_is_delivered_live_and_never_stored(b: Backends) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(last.as_deref(), Some("iyagi_ws_connections 0"));
+    app.stop().await;
+}
+
+/// A client may send without waiting for acks. Replies come in the order
+/// of the frames; a frame after the sends sees their effects; and while
+/// sends and a membership change race, every member still receives the
+/// room's messages in seq order without gaps.
+pub async fn pipelined_sends_are_answered_in_order_and_delivered_in_seq_order(b: Backends) {
+    let mut settings = b.settings();
+    settings.ws.frames_per_second = 100_000;
+    let app = TestApp::spawn_with(settings).await;
+    let alice = app.user("alice", "phone").await;
+    let bob = app.user("bob", "phone").await;
+    let carol = app.user("carol", "phone").await;
+    let created: Value = app
+        .call(
+            Method::POST,
+            "/v1/rooms",
+            Some(&alice.access),
+            Some(json!({"title": "pipeline", "members": [bob.user_id]})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let room = created["id"].as_str().unwrap().to_owned();
+    let mut a = WsClient::connect_live(&app, &alice).await;
+    let mut bob_ws = WsClient::connect_live(&app, &bob).await;
+
+    let count = 60;
+    let adding = {
+        let (client, url, token, carol_id) = (
+            app.client.clone(),
+            app.url(&format!("/v1/rooms/{room}/members")),
+            bob.access.clone(),
+            carol.user_id.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            client
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"user_id": carol_id}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    for i in 0..count {
+        // One invalid send and one retry among them.
+        let content = if i == 7 {
+            json!({"text": ""})
+        } else {
+            json!({"text": format!("p{i}")})
+        };
+        let client_id = if i == 20 {
+            "p3".to_owned()
+        } else {
+            format!("p{i}")
+        };
+        a.send(
+            json!({"type": "send", "ref": format!("r{i}"), "room_id": room,
+                      "client_msg_id": client_id, "kind": "text", "content": content}),
+        )
+        .await;
+    }
+    a.send(json!({"type": "history", "ref": "h", "room_id": room, "after_seq": 0, "limit": 200}))
+        .await;
+
+    let mut replies = Vec::new();
+    let history = loop {
+        let frame = a.next().await;
+        match frame["type"].as_str() {
+            Some("ack") | Some("error") => replies.push(frame),
+            Some("history") => break frame,
+            _ => {}
+        }
+    };
+    assert_eq!(
+        replies.len(),
+        count,
+        "every send answered before the history"
+    );
+    let mut seq_of = std::collections::HashMap::new();
+    let mut last_seq = 0;
+    for (i, reply) in replies.iter().enumerate() {
+        assert_eq!(
+            reply["ref"],
+            format!("r{i}"),
+            "replies in the order of the sends"
+        );
+        match i {
+            7 => assert_eq!(reply["code"], "validation_failed"),
+            20 => {
+                assert_eq!(reply["duplicate"], true);
+                assert_eq!(reply["message"]["seq"], seq_of[&3]);
+            }
+            _ => {
+                assert_eq!(reply["type"], "ack", "{reply}");
+                assert_eq!(reply["duplicate"], false);
+                let seq = reply["message"]["seq"].as_i64().unwrap();
+                assert!(
+                    seq > last_seq,
+                    "a connection's sends are sequenced in order"
+                );
+                last_seq = seq;
+                seq_of.insert(i, seq);
+            }
+        }
+    }
+    assert_eq!(adding.await.unwrap(), 200);
+    let stored = history["messages"].as_array().unwrap();
+    let texts = stored.iter().filter(|m| m["kind"] == "text").count();
+    assert_eq!(texts, count - 2, "the history sees every send before it");
+
+    // Bob got every message of the room (the join included), in seq order.
+    let latest = stored.last().unwrap()["seq"]
+        .as_i64()
+        .unwrap()
+        .max(last_seq);
+    let mut seqs = collect_until(&mut bob_ws, &room, latest).await;
+    if seqs.len() < (latest - 1) as usize {
+        // The join may land after the history page was read.
+        seqs.extend(collect_until(&mut bob_ws, &room, latest + 1).await);
+    }
+    let expected: Vec<i64> = (2..=*seqs.last().unwrap()).collect();
+    assert_eq!(seqs, expected, "live delivery in seq order, without gaps");
     app.stop().await;
 }

@@ -494,6 +494,195 @@ pub async fn concurrent_appends_get_distinct_contiguous_sequences(store: Arc<dyn
     assert_eq!((room.last_seq, room.content_count), (13, 12));
 }
 
+/// Queued appends are sequenced in queue order; each hook runs after its
+/// commit and before its caller hears back, in seq order; a barrier waits
+/// for everything queued before it.
+pub async fn queued_appends_run_their_hooks_in_order_before_answering(store: Arc<dyn Storage>) {
+    let a = user(&store, "hook_a").await;
+    let rooms = [
+        group_room(&store, &[a.id]).await.id,
+        group_room(&store, &[a.id]).await.id,
+    ];
+    let seen: Arc<std::sync::Mutex<Vec<(Uuid, i64, bool)>>> = Arc::default();
+    let mut pending = Vec::new();
+    // Interleaved rooms, and one retry queued right behind its original.
+    for i in 0..40 {
+        let room = rooms[i % 2];
+        let client_id = format!("h{}", if i == 11 { 9 } else { i });
+        let seen_by_hook = seen.clone();
+        let hook: OnCommit = Box::new(move |appended: &Appended| {
+            seen_by_hook.lock().unwrap().push((
+                appended.message.room_id,
+                appended.message.seq,
+                appended.duplicate,
+            ));
+        });
+        let queued = store
+            .queue_append(message(room, a.id, "phone", &client_id), Some(hook))
+            .await
+            .unwrap();
+        pending.push((room, queued));
+    }
+    let mut last_seq = [1, 1];
+    for (room, queued) in pending {
+        let appended = queued.committed().await.unwrap();
+        let hooked = seen.lock().unwrap().clone();
+        assert!(
+            hooked.contains(&(room, appended.message.seq, appended.duplicate)),
+            "the hook ran before the caller was answered"
+        );
+        if !appended.duplicate {
+            let slot = usize::from(room == rooms[1]);
+            assert_eq!(
+                appended.message.seq,
+                last_seq[slot] + 1,
+                "queue order is seq order"
+            );
+            last_seq[slot] = appended.message.seq;
+        }
+    }
+    let hooked = seen.lock().unwrap().clone();
+    assert_eq!(hooked.len(), 40);
+    assert_eq!(
+        hooked.iter().filter(|(_, _, dup)| *dup).count(),
+        1,
+        "the retry is a duplicate"
+    );
+    for room in rooms {
+        let seqs: Vec<i64> = hooked
+            .iter()
+            .filter(|(r, _, dup)| *r == room && !dup)
+            .map(|(_, seq, _)| *seq)
+            .collect();
+        let expected: Vec<i64> = (2..2 + seqs.len() as i64).collect();
+        assert_eq!(seqs, expected, "hooks ran in seq order per room");
+    }
+
+    // A barrier: once it returns, everything queued before it is stored
+    // and hooked, although nobody awaited those appends.
+    seen.lock().unwrap().clear();
+    for i in 0..5 {
+        let seen_by_hook = seen.clone();
+        let hook: OnCommit = Box::new(move |appended: &Appended| {
+            seen_by_hook.lock().unwrap().push((
+                appended.message.room_id,
+                appended.message.seq,
+                false,
+            ));
+        });
+        drop(
+            store
+                .queue_append(
+                    message(rooms[0], a.id, "phone", &format!("b{i}")),
+                    Some(hook),
+                )
+                .await
+                .unwrap(),
+        );
+    }
+    store.settle_appends().await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 5);
+    assert_eq!(
+        store.room(rooms[0]).await.unwrap().unwrap().last_seq,
+        last_seq[0] + 5,
+        "appends whose callers went away are still stored"
+    );
+
+    // A failed append runs no hook.
+    let seen_by_hook = seen.clone();
+    let hook: OnCommit = Box::new(move |_: &Appended| seen_by_hook.lock().unwrap().clear());
+    let missing = store
+        .queue_append(message(Uuid::now_v7(), a.id, "phone", "m1"), Some(hook))
+        .await
+        .unwrap()
+        .committed()
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::NotFound)),
+        "got {missing:?}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 5);
+}
+
+/// Appends committed together (one batch) mean the same as one by one:
+/// counters, read positions and unread counts, also for a read marker whose
+/// target is in the same batch, and for a failed append in the middle.
+pub async fn a_batch_of_queued_appends_means_the_same_as_one_by_one(store: Arc<dyn Storage>) {
+    let a = user(&store, "batch_a").await;
+    let b = user(&store, "batch_b").await;
+    let room = group_room(&store, &[a.id, b.id]).await;
+    let mut queued = Vec::new();
+    for i in 0..3 {
+        let mut m = message(room.id, a.id, "phone", &format!("x{i}"));
+        m.read_effect = ReadEffect::UpToSelf;
+        queued.push(store.queue_append(m, None).await.unwrap());
+    }
+    // b reads up to the second of them (seq 3), queued behind them.
+    queued.push(
+        store
+            .queue_append(marker(room.id, b.id, "read", ReadEffect::UpTo(3)), None)
+            .await
+            .unwrap(),
+    );
+    // Unknown room in the middle of the batch: refused alone.
+    queued.push(
+        store
+            .queue_append(message(Uuid::now_v7(), a.id, "phone", "y"), None)
+            .await
+            .unwrap(),
+    );
+    let mut last = None;
+    let mut late = message(room.id, a.id, "phone", "x3");
+    late.bumps_activity = false;
+    late.is_content = false;
+    late.kind = "reaction".to_owned();
+    queued.push(store.queue_append(late, None).await.unwrap());
+    let mut outcomes = Vec::new();
+    for pending in queued {
+        outcomes.push(pending.committed().await);
+    }
+    assert!(
+        matches!(outcomes[4], Err(StoreError::NotFound)),
+        "{:?}",
+        outcomes[4]
+    );
+    let seqs: Vec<(i64, i64)> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().ok())
+        .map(|o| (o.message.seq, o.message.content_ordinal))
+        .collect();
+    assert_eq!(seqs, vec![(2, 1), (3, 2), (4, 3), (5, 3), (6, 3)]);
+    for outcome in outcomes.iter().flatten() {
+        last = Some(outcome.message.clone());
+        assert_eq!(
+            store
+                .message_at(room.id, outcome.message.seq)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(&outcome.message)
+        );
+    }
+    let stored_room = store.room(room.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored_room.last_seq,
+            stored_room.content_count,
+            stored_room.last_content_seq
+        ),
+        (6, 3, 4)
+    );
+    assert_eq!(
+        stored_room.last_activity_ms, NOW,
+        "the last activity is the last bumping message's"
+    );
+    assert_eq!(last.map(|m| m.seq), Some(6));
+    let member_a = store.member(room.id, a.id).await.unwrap().unwrap();
+    let member_b = store.member(room.id, b.id).await.unwrap().unwrap();
+    assert_eq!((member_a.read_seq, unread(&stored_room, &member_a)), (4, 0));
+    assert_eq!((member_b.read_seq, unread(&stored_room, &member_b)), (3, 1));
+}
+
 /// Opening the same database again, as a restart or a second node does,
 /// applies no migration twice and sees the same data.
 pub async fn reopening_applies_no_migration_twice_and_keeps_data(db: &iyagi_testkit::TestDb) {

@@ -40,6 +40,8 @@ storage_suite!(
     direct_rooms_are_unique_per_pair,
     messages_get_consecutive_sequence_numbers_and_retries_dedupe,
     concurrent_appends_get_distinct_contiguous_sequences,
+    queued_appends_run_their_hooks_in_order_before_answering,
+    a_batch_of_queued_appends_means_the_same_as_one_by_one,
     unread_counts_follow_read_markers_without_scanning,
     room_lists_order_by_activity_with_peers_and_last_messages,
     membership_changes_are_atomic_with_their_system_message,
