@@ -6,8 +6,8 @@
 //! one slow client never stalls delivery to anyone else.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
 
@@ -15,41 +15,53 @@ use iyagi_protocol::ws::close;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+/// A stored room message, encoded once and shared by every recipient.
+#[derive(Debug)]
+pub struct RoomFrame {
+    pub room_id: Uuid,
+    pub seq: i64,
+    pub frame: Bytes,
+}
+
+/// The end of one room's catch-up (see [`Outbound::SyncEnd`]).
+#[derive(Debug, Clone)]
+pub struct SyncEnd {
+    pub room_id: Uuid,
+    /// The client has seen everything up to here: its own position, the
+    /// last replayed seq, or the latest seq after a `reload`.
+    pub seen_up_to: i64,
+}
+
 /// What goes down a connection's queue to its writer task.
+///
+/// Kept at 16 bytes (a unit test holds it there): a queue allocates its
+/// slots in blocks of 32 when it is created, so every connection, idle or
+/// not, pays 32 slots. Payloads live behind one pointer; room frames are
+/// shared by all their recipients.
 #[derive(Debug, Clone)]
 pub enum Outbound {
     /// A stored room message. The writer delivers each room's messages in
     /// seq order, without duplicates (see the gateway's writer).
-    Room {
-        room_id: Uuid,
-        seq: i64,
-        frame: Bytes,
-    },
+    Room(Arc<RoomFrame>),
     /// Any other frame, written as is.
-    Frame(Bytes),
+    Frame(Arc<Bytes>),
     /// Catch-up starts for these rooms: live room messages for them are held
     /// back until their `SyncEnd`.
-    SyncBegin {
-        rooms: Vec<Uuid>,
-    },
+    SyncBegin(Box<Vec<Uuid>>),
     /// A replayed room message (part of a catch-up).
-    Replay {
-        room_id: Uuid,
-        seq: i64,
-        frame: Bytes,
-    },
-    /// Catch-up of `room_id` is done; the client has seen everything up to
-    /// `seen_up_to` (its own position, the last replayed seq, or the latest
-    /// seq after a `reload`).
-    SyncEnd {
-        room_id: Uuid,
-        seen_up_to: i64,
-    },
+    Replay(Arc<RoomFrame>),
+    /// Catch-up of a room is done.
+    SyncEnd(Box<SyncEnd>),
     Ping,
-    Close {
-        code: u16,
-        reason: &'static str,
-    },
+    /// Send a close frame with this code (the reason is
+    /// [`close::reason`]) and stop.
+    Close(u16),
+}
+
+impl Outbound {
+    pub fn frame(frame: Bytes) -> Outbound {
+        Outbound::Frame(Arc::new(frame))
+    }
 }
 
 /// One live connection, as the hub sees it.
@@ -176,5 +188,13 @@ impl Hub {
     /// Connections closed for a full queue since start.
     pub fn slow_closed_total(&self) -> u64 {
         self.slow_closed.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_queue_slot_is_16_bytes() {
+        assert_eq!(std::mem::size_of::<super::Outbound>(), 16);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use uuid::Uuid;
 
-pub use hub::{ConnectionEntry, Hub, Outbound};
+pub use hub::{ConnectionEntry, Hub, Outbound, RoomFrame, SyncEnd};
 pub use nats::{NatsBus, NatsBusError};
 
 /// What may cross nodes: stored room messages and other frames.
@@ -34,12 +34,12 @@ impl Delivery {
                 room_id,
                 seq,
                 frame,
-            } => Outbound::Room {
+            } => Outbound::Room(Arc::new(RoomFrame {
                 room_id: *room_id,
                 seq: *seq,
                 frame: frame.clone(),
-            },
-            Delivery::Frame(frame) => Outbound::Frame(frame.clone()),
+            })),
+            Delivery::Frame(frame) => Outbound::frame(frame.clone()),
         }
     }
 }

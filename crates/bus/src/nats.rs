@@ -160,17 +160,17 @@ fn deliver_remote(
             if let Some(frame) = frame() {
                 hub.deliver(
                     &u,
-                    &crate::Outbound::Room {
+                    &crate::Outbound::Room(std::sync::Arc::new(crate::RoomFrame {
                         room_id: r,
                         seq: s,
                         frame,
-                    },
+                    })),
                 );
             }
         }
         Header::Frame { u, .. } => {
             if let Some(frame) = frame() {
-                hub.deliver(&u, &crate::Outbound::Frame(frame));
+                hub.deliver(&u, &crate::Outbound::frame(frame));
             }
         }
         Header::Close {

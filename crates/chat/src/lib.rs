@@ -12,6 +12,8 @@ mod validate;
 pub mod views;
 
 pub use error::ChatError;
-pub use iyagi_bus::{Bus, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound};
+pub use iyagi_bus::{
+    Bus, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound, RoomFrame, SyncEnd,
+};
 pub use push::{LogNotifier, PushNotification, PushNotifier, RecordingNotifier, to_notify};
 pub use service::{ChatLimits, ChatService, Membership, PendingSend, ReadOutcome, encode_frame};

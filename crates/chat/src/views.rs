@@ -1,10 +1,9 @@
 //! Storage rows to wire types. The only place chat records meet the protocol.
 
 use iyagi_protocol::chat::{
-    MemberRole, MemberView, MessageKind, MessageView, RoomKind, RoomView, UserRef,
+    Content, MemberRole, MemberView, MessageKind, MessageView, RoomKind, RoomView, UserRef,
 };
 use iyagi_store::{MessageRecord, NamedMember, RoomListEntry};
-use serde_json::Value;
 
 pub fn message(record: &MessageRecord) -> MessageView {
     MessageView {
@@ -17,7 +16,7 @@ pub fn message(record: &MessageRecord) -> MessageView {
         // Kinds are written only by this crate, so an unknown one means a
         // newer server wrote it; show it as text rather than fail the page.
         kind: MessageKind::parse(&record.kind).unwrap_or(MessageKind::Text),
-        content: serde_json::from_str(&record.content).unwrap_or(Value::Null),
+        content: Content::from_json_text(record.content.clone()),
         created_at: record.created_at_ms,
     }
 }

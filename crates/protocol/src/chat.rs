@@ -74,6 +74,57 @@ impl MessageKind {
     }
 }
 
+/// A message's content (a JSON object). The server holds stored content as
+/// JSON text and writes it to the wire as is, without parsing it into a
+/// tree and serialising that again for every frame; a client reading frames
+/// gets a parsed value.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Parsed(Value),
+    Raw(Box<serde_json::value::RawValue>),
+}
+
+impl Content {
+    /// Stored JSON text; `null` if it is not JSON (never the case for text
+    /// the server wrote).
+    pub fn from_json_text(text: String) -> Content {
+        serde_json::value::RawValue::from_string(text)
+            .map(Content::Raw)
+            .unwrap_or(Content::Parsed(Value::Null))
+    }
+
+    /// The content as a JSON tree.
+    pub fn to_value(&self) -> Value {
+        match self {
+            Content::Parsed(value) => value.clone(),
+            Content::Raw(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl PartialEq for Content {
+    fn eq(&self, other: &Content) -> bool {
+        self.to_value() == other.to_value()
+    }
+}
+
+impl Serialize for Content {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Content::Parsed(value) => value.serialize(serializer),
+            Content::Raw(raw) => raw.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Content, D::Error> {
+        // A tree, not raw text: raw values cannot be read from inside
+        // internally tagged enums such as the server frames.
+        Value::deserialize(deserializer).map(Content::Parsed)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MessageView {
     pub id: Uuid,
@@ -85,7 +136,7 @@ pub struct MessageView {
     pub client_msg_id: String,
     pub kind: MessageKind,
     #[schema(value_type = Object)]
-    pub content: Value,
+    pub content: Content,
     /// Milliseconds since the Unix epoch, assigned by the server.
     pub created_at: i64,
 }
@@ -195,4 +246,25 @@ pub struct MemberPresence {
 pub struct RoomPresence {
     pub room_id: Uuid,
     pub members: Vec<MemberPresence>,
+}
+
+#[cfg(test)]
+mod content_tests {
+    use super::Content;
+    use serde_json::json;
+
+    #[test]
+    fn stored_text_goes_out_as_is_and_reads_back_as_a_tree() {
+        let raw = Content::from_json_text(r#"{"text":"hi \"you\"","n":1}"#.to_owned());
+        let written = serde_json::to_string(&raw).unwrap();
+        assert_eq!(written, r#"{"text":"hi \"you\"","n":1}"#);
+        let read: Content = serde_json::from_str(&written).unwrap();
+        assert!(matches!(read, Content::Parsed(_)));
+        assert_eq!(read, raw);
+        assert_eq!(read.to_value(), json!({"text": "hi \"you\"", "n": 1}));
+        assert_eq!(
+            Content::from_json_text("not json".to_owned()).to_value(),
+            json!(null)
+        );
+    }
 }

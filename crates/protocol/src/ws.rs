@@ -202,4 +202,16 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A frame over the hard size limit.
     pub const TOO_BIG: u16 = 1009;
+
+    /// The reason text sent with each close code.
+    pub fn reason(code: u16) -> &'static str {
+        match code {
+            HEARTBEAT_TIMEOUT => "heartbeat timeout",
+            SLOW_CONSUMER => "too slow to read; reconnect and sync",
+            SESSION_REVOKED => "session revoked",
+            GOING_AWAY => "server shutting down",
+            TOO_BIG => "frame over the hard size limit",
+            _ => "closing",
+        }
+    }
 }

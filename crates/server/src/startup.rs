@@ -162,8 +162,10 @@ impl Application {
 
         shutdown.await;
         tracing::info!("shutting down");
-        // WebSocket connections watch the same flag and close with 1001.
         let _ = stop.send(true);
+        // WebSocket connections close with 1001 (again below, for any that
+        // registered meanwhile).
+        state.chat.hub().close_all(close::GOING_AWAY);
         pruner.abort();
         revoker.abort();
         let served = match tokio::time::timeout(grace, server).await {

@@ -33,8 +33,12 @@ fn connect(hub: &Hub, user: Uuid, session: Option<Uuid>, capacity: usize) -> Con
 async fn next_frame(conn: &mut Conn) -> String {
     match tokio::time::timeout(Duration::from_secs(5), conn.queue.recv()).await {
         Ok(Some(Outbound::Frame(f))) => String::from_utf8(f.to_vec()).unwrap(),
-        Ok(Some(Outbound::Room { seq, frame, .. })) => {
-            format!("{seq}:{}", String::from_utf8(frame.to_vec()).unwrap())
+        Ok(Some(Outbound::Room(room))) => {
+            format!(
+                "{}:{}",
+                room.seq,
+                String::from_utf8(room.frame.to_vec()).unwrap()
+            )
         }
         other => panic!("expected a frame, got {other:?}"),
     }

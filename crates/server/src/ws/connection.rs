@@ -10,7 +10,9 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iyagi_auth::Principal;
-use iyagi_chat::{ConnectionEntry, Outbound, encode_frame, views};
+use std::sync::Arc;
+
+use iyagi_chat::{ConnectionEntry, Outbound, RoomFrame, SyncEnd, encode_frame, views};
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::chat::CLIENT_MSG_ID_MAX;
 use iyagi_protocol::chat::{CONTENT_MAX_BYTES, TEXT_MAX_CHARS};
@@ -77,7 +79,9 @@ impl Session {
         device_id: String,
         connection_id: Uuid,
     ) {
-        let settings = state.settings.ws.clone();
+        // Borrowed, not copied: whatever lives across an await is part of
+        // every connection's task.
+        let settings = &state.settings.ws;
         let interval = Duration::from_millis(settings.heartbeat_interval_ms);
         let timeout = Duration::from_millis(settings.heartbeat_timeout_ms);
         let (sink, mut stream) = socket.split();
@@ -145,13 +149,12 @@ impl Session {
             },
         });
 
-        let mut shutdown = state.shutdown.clone();
         let mut ping = tokio::time::interval_at(Instant::now() + interval, interval);
         // One heap timer for the connection's life, pushed back on every
         // sign of life (rather than a new timer per loop iteration).
         let mut silence_deadline = Box::pin(tokio::time::sleep(interval + timeout));
         let mut in_flight: InFlight = None;
-        let close: Option<(u16, &'static str)> = loop {
+        let close: Option<u16> = loop {
             tokio::select! {
                 reply = std::future::poll_fn(|cx| poll_reply(&mut in_flight, cx)) => session.frame(*reply),
                 // At the pipelining limit, stop reading: TCP pushes back.
@@ -161,7 +164,7 @@ impl Session {
                         tracing::debug!(error = %e, "socket error");
                         let too_big = e.to_string().to_lowercase().contains("too long")
                             || e.to_string().to_lowercase().contains("too big");
-                        break too_big.then_some((close::TOO_BIG, "frame over the hard size limit"));
+                        break too_big.then_some(close::TOO_BIG);
                     }
                     Some(Ok(message)) => {
                         silence_deadline.as_mut().reset(Instant::now() + interval + timeout);
@@ -186,13 +189,13 @@ impl Session {
                 }
                 () = &mut silence_deadline => {
                     tracing::info!("heartbeat timeout");
-                    break Some((close::HEARTBEAT_TIMEOUT, "heartbeat timeout"));
+                    break Some(close::HEARTBEAT_TIMEOUT);
                 }
+                // Slow reader, revoked session, server shutdown (the hub
+                // closes every connection then).
                 _ = close_rx.changed() => {
-                    let code = (*close_rx.borrow()).unwrap_or(close::GOING_AWAY);
-                    break Some((code, close_reason(code)));
+                    break Some((*close_rx.borrow()).unwrap_or(close::GOING_AWAY));
                 }
-                () = async { let _ = shutdown.wait_for(|stopping| *stopping).await; } => break Some((close::GOING_AWAY, "server shutting down")),
             }
         };
 
@@ -205,7 +208,7 @@ impl Session {
     fn frame(&self, frame: ServerFrame) {
         if self
             .queue
-            .try_send(Outbound::Frame(encode_frame(&frame)))
+            .try_send(Outbound::frame(encode_frame(&frame)))
             .is_err()
         {
             tracing::debug!("own queue full; dropping a reply");
@@ -467,7 +470,7 @@ impl Session {
         let rooms = plan.iter().map(|(p, _)| p.room_id).collect();
         if self
             .queue
-            .send(Outbound::SyncBegin { rooms })
+            .send(Outbound::SyncBegin(Box::new(rooms)))
             .await
             .is_err()
         {
@@ -482,7 +485,7 @@ impl Session {
                     latest_seq: latest,
                 });
                 seen_up_to = latest;
-                if self.queue.send(Outbound::Frame(reload)).await.is_err() {
+                if self.queue.send(Outbound::frame(reload)).await.is_err() {
                     return;
                 }
             } else {
@@ -503,11 +506,11 @@ impl Session {
                         });
                         if self
                             .queue
-                            .send(Outbound::Replay {
+                            .send(Outbound::Replay(Arc::new(RoomFrame {
                                 room_id,
                                 seq: message.seq,
                                 frame,
-                            })
+                            })))
                             .await
                             .is_err()
                         {
@@ -519,10 +522,10 @@ impl Session {
             }
             if self
                 .queue
-                .send(Outbound::SyncEnd {
+                .send(Outbound::SyncEnd(Box::new(SyncEnd {
                     room_id,
                     seen_up_to,
-                })
+                })))
                 .await
                 .is_err()
             {
@@ -551,12 +554,12 @@ async fn teardown(
     session: Session,
     writer: tokio::task::JoinHandle<()>,
     connection_id: Uuid,
-    close: Option<(u16, &'static str)>,
+    close: Option<u16>,
 ) {
     let user = session.user;
     state.chat.hub().unregister(user, connection_id);
-    if let Some((code, reason)) = close {
-        let _ = session.queue.try_send(Outbound::Close { code, reason });
+    if let Some(code) = close {
+        let _ = session.queue.try_send(Outbound::Close(code));
     }
     let Session {
         queue,
@@ -583,7 +586,7 @@ async fn teardown(
             tracing::error!(error = %e, "session store unavailable at disconnect; entries will expire")
         }
     }
-    tracing::info!(close_code = close.map(|(c, _)| c), "disconnected");
+    tracing::info!(close_code = close, "disconnected");
     // Last: shutdown waits for this gauge to reach zero before closing storage.
     state.metrics.ws_connections.dec();
 }
@@ -634,15 +637,6 @@ fn error_frame(reference: Option<String>, error: impl Into<ApiError>) -> ServerF
         reference,
         code: error.code,
         message: error.message,
-    }
-}
-
-fn close_reason(code: u16) -> &'static str {
-    match code {
-        close::SLOW_CONSUMER => "too slow to read; reconnect and sync",
-        close::SESSION_REVOKED => "session revoked",
-        close::HEARTBEAT_TIMEOUT => "heartbeat timeout",
-        _ => "closing",
     }
 }
 

@@ -22,7 +22,8 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::SinkExt;
 use futures::stream::SplitSink;
-use iyagi_bus::Outbound;
+use iyagi_bus::{Outbound, RoomFrame, SyncEnd};
+use iyagi_protocol::ws::close;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -91,27 +92,28 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
         let result = 'item: {
             match item {
                 Outbound::Frame(frame) => sink.feed(text(&frame)).await,
-                Outbound::Room {
-                    room_id,
-                    seq,
-                    frame,
-                } => {
+                Outbound::Room(room) => {
+                    let RoomFrame {
+                        room_id,
+                        seq,
+                        ref frame,
+                    } = *room;
                     if !live {
                         break 'item Ok(());
                     }
                     let cursor = rooms.entry(room_id).or_default();
                     if let Some(held) = &mut cursor.held {
-                        held.push((seq, frame));
+                        held.push((seq, frame.clone()));
                         break 'item Ok(());
                     }
                     if !cursor.admit(seq) {
                         break 'item Ok(());
                     }
-                    sink.feed(text(&frame)).await
+                    sink.feed(text(frame)).await
                 }
-                Outbound::SyncBegin { rooms: syncing } => {
+                Outbound::SyncBegin(syncing) => {
                     live = true;
-                    for room in syncing {
+                    for room in *syncing {
                         rooms
                             .entry(room)
                             .or_default()
@@ -120,19 +122,19 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
                     }
                     break 'item Ok(());
                 }
-                Outbound::Replay {
-                    room_id,
-                    seq,
-                    frame,
-                } => {
+                Outbound::Replay(replayed) => {
                     // Replay sends exactly what the client asked for.
-                    rooms.entry(room_id).or_default().admit(seq);
-                    sink.feed(text(&frame)).await
+                    rooms
+                        .entry(replayed.room_id)
+                        .or_default()
+                        .admit(replayed.seq);
+                    sink.feed(text(&replayed.frame)).await
                 }
-                Outbound::SyncEnd {
-                    room_id,
-                    seen_up_to,
-                } => {
+                Outbound::SyncEnd(end) => {
+                    let SyncEnd {
+                        room_id,
+                        seen_up_to,
+                    } = *end;
                     let cursor = rooms.entry(room_id).or_default();
                     cursor.raise_floor(seen_up_to);
                     let mut held = cursor.held.take().unwrap_or_default();
@@ -149,11 +151,11 @@ pub async fn run(mut sink: SplitSink<WebSocket, Message>, mut queue: mpsc::Recei
                     result
                 }
                 Outbound::Ping => sink.feed(Message::Ping(Default::default())).await,
-                Outbound::Close { code, reason } => {
+                Outbound::Close(code) => {
                     let _ = sink
                         .send(Message::Close(Some(CloseFrame {
                             code,
-                            reason: reason.into(),
+                            reason: close::reason(code).into(),
                         })))
                         .await;
                     return;
