@@ -72,7 +72,8 @@ pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
 
 async fn upgrade(State(relay): State<Relay>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
-        .read_buffer_size(4 * 1024)
+        // The same read buffer as iyagi's default (`ws.read_buffer_bytes`).
+        .read_buffer_size(2 * 1024)
         .write_buffer_size(0)
         .on_upgrade(move |socket| connection(relay, socket))
 }

@@ -68,6 +68,10 @@ pub struct WsSettings {
     pub frames_per_second: u32,
     /// A catch-up longer than this many messages in one room gets `reload`.
     pub max_replay: i64,
+    /// Each connection's socket read buffer. Every connection holds one,
+    /// idle or not; chat frames are small, and a larger frame simply takes
+    /// more reads (the buffer grows for it).
+    pub read_buffer_bytes: usize,
 }
 
 impl Default for WsSettings {
@@ -80,6 +84,7 @@ impl Default for WsSettings {
             outbound_queue: 256,
             frames_per_second: 20,
             max_replay: 1000,
+            read_buffer_bytes: 2048,
         }
     }
 }
@@ -193,11 +198,12 @@ impl Settings {
                 "database.url = {url:?} is invalid: it must start with sqlite: or postgres:"
             ));
         }
-        let positive: [(&str, u64); 11] = [
+        let positive: [(&str, u64); 12] = [
             ("ws.heartbeat_interval_ms", self.ws.heartbeat_interval_ms),
             ("ws.heartbeat_timeout_ms", self.ws.heartbeat_timeout_ms),
             ("ws.max_frame_bytes", self.ws.max_frame_bytes as u64),
             ("ws.outbound_queue", self.ws.outbound_queue as u64),
+            ("ws.read_buffer_bytes", self.ws.read_buffer_bytes as u64),
             ("ws.frames_per_second", u64::from(self.ws.frames_per_second)),
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
             (

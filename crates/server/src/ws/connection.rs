@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use futures::stream::FuturesOrdered;
+use futures::stream::{FuturesOrdered, SplitStream};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iyagi_auth::Principal;
 use std::sync::Arc;
@@ -53,12 +53,53 @@ fn poll_reply(in_flight: &mut InFlight, cx: &mut Context<'_>) -> Poll<Box<Server
     }
 }
 
-pub async fn run(socket: WebSocket, state: AppState, principal: Principal, device_id: String) {
+/// Sets a connection up and returns its task. The setup is synchronous on
+/// purpose: an async fn keeps its arguments (here the whole socket, which
+/// moves on into the reader and writer halves) in its future for the
+/// connection's life; this way the task holds only what it uses.
+pub fn run(
+    socket: WebSocket,
+    state: AppState,
+    principal: Principal,
+    device_id: String,
+) -> impl Future<Output = ()> + Send + 'static {
     let connection_id = Uuid::now_v7();
     let span = tracing::info_span!("ws", %connection_id, user_id = %principal.user_id, device_id);
-    Session::open(socket, state, principal, device_id, connection_id)
-        .instrument(span)
-        .await;
+    let settings = &state.settings.ws;
+    let (sink, stream) = socket.split();
+    let (queue, queue_rx) = mpsc::channel(settings.outbound_queue);
+    let writer = tokio::spawn(super::writer::run(sink, queue_rx).instrument(span.clone()));
+    let (close_tx, close_rx) = watch::channel(None);
+    let user = principal.user_id;
+    let per_second = NonZeroU32::new(settings.frames_per_second).unwrap_or(NonZeroU32::MIN);
+    let interval = Duration::from_millis(settings.heartbeat_interval_ms);
+    let timeout = Duration::from_millis(settings.heartbeat_timeout_ms);
+    state.chat.hub().register(
+        user,
+        ConnectionEntry {
+            connection_id,
+            device_id: device_id.clone(),
+            session_id: principal.session_id,
+            queue: queue.clone(),
+            close: close_tx,
+        },
+    );
+    state.metrics.ws_connections.inc();
+    let session = Session {
+        state,
+        user,
+        conn: Connection {
+            device_id,
+            connection_id,
+        },
+        queue,
+        viewing: None,
+        limiter: RateLimiter::direct(Quota::per_second(per_second)),
+        // Entries outlive one missed heartbeat, and vanish soon after the
+        // node stops refreshing them.
+        session_ttl: interval + timeout + Duration::from_secs(5),
+    };
+    Session::open(session, stream, close_rx, writer).instrument(span)
 }
 
 struct Session {
@@ -73,50 +114,18 @@ struct Session {
 
 impl Session {
     async fn open(
-        socket: WebSocket,
-        state: AppState,
-        principal: Principal,
-        device_id: String,
-        connection_id: Uuid,
+        mut session: Session,
+        mut stream: SplitStream<WebSocket>,
+        mut close_rx: watch::Receiver<Option<u16>>,
+        writer: tokio::task::JoinHandle<()>,
     ) {
-        // Borrowed, not copied: whatever lives across an await is part of
-        // every connection's task.
+        let state = session.state.clone();
         let settings = &state.settings.ws;
         let interval = Duration::from_millis(settings.heartbeat_interval_ms);
         let timeout = Duration::from_millis(settings.heartbeat_timeout_ms);
-        let (sink, mut stream) = socket.split();
-        let (queue, queue_rx) = mpsc::channel(settings.outbound_queue);
-        let (close_tx, mut close_rx) = watch::channel(None);
-        let user = principal.user_id;
-        let conn = Connection {
-            device_id: device_id.clone(),
-            connection_id,
-        };
-        let writer = tokio::spawn(super::writer::run(sink, queue_rx).in_current_span());
-        let per_second = NonZeroU32::new(settings.frames_per_second).unwrap_or(NonZeroU32::MIN);
-        let mut session = Session {
-            state: state.clone(),
-            user,
-            conn,
-            queue,
-            viewing: None,
-            limiter: RateLimiter::direct(Quota::per_second(per_second)),
-            // Entries outlive one missed heartbeat, and vanish soon after the
-            // node stops refreshing them.
-            session_ttl: interval + timeout + Duration::from_secs(5),
-        };
-
-        state.chat.hub().register(
-            user,
-            ConnectionEntry {
-                connection_id,
-                device_id: device_id.clone(),
-                session_id: principal.session_id,
-                queue: session.queue.clone(),
-                close: close_tx,
-            },
-        );
-        state.metrics.ws_connections.inc();
+        let user = session.user;
+        let connection_id = session.conn.connection_id;
+        let device_id = session.conn.device_id.clone();
         // Setup awaits run once; boxed, they do not enlarge every idle
         // connection's task for its whole life.
         match Box::pin(
@@ -656,7 +665,7 @@ mod tests {
         });
         eprintln!("connection task future: {size} bytes");
         assert!(
-            size < 2560,
+            size < 1400,
             "connection task future is {size} bytes (debug build)"
         );
     }

@@ -85,11 +85,19 @@ pub async fn upgrade(
     Ok(upgrade
         .max_message_size(ws.hard_max_frame_bytes)
         .max_frame_size(ws.hard_max_frame_bytes)
-        // Small socket buffers: most frames are far below 4 KiB, and every
+        // Small socket buffers: most frames are far below 2 KiB, and every
         // idle connection pays for its buffers. Writes collect up to 16 KiB
         // until the writer flushes (when its queue is empty); the buffer
         // only grows on connections that receive bursts.
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(ws.read_buffer_bytes)
         .write_buffer_size(16 * 1024)
-        .on_upgrade(move |socket| connection::run(socket, state, principal, device_id)))
+        // One pointer captured: the upgrade task keeps its callback's
+        // captures for the connection's life.
+        .on_upgrade({
+            let setup = Box::new((state, principal, device_id));
+            move |socket| {
+                let (state, principal, device_id) = *setup;
+                connection::run(socket, state, principal, device_id)
+            }
+        }))
 }
