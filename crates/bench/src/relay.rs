@@ -66,6 +66,10 @@ pub fn router() -> Router {
 pub async fn serve(listen: SocketAddr) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     eprintln!("relay listening on {}", listener.local_addr()?);
+    // TCP_NODELAY, as iyagi sets it.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router()).await?;
     Ok(())
 }

@@ -71,8 +71,8 @@ pub struct ChatService {
     bus: Arc<dyn Bus>,
     push: Arc<dyn PushNotifier>,
     limits: ChatLimits,
-    /// For the tasks commit hooks start (hooks may run off the runtime, on
-    /// the SQLite writer thread).
+    /// For the tasks commit hooks start (a store may run hooks outside the
+    /// runtime's context).
     runtime: tokio::runtime::Handle,
     room_locks: Vec<tokio::sync::Mutex<()>>,
     /// Member ids per room, so a send reads no database. Dropped on every

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
+use axum::serve::ListenerExt as _;
 use axum::{Router, middleware};
 use iyagi_auth::{AuthError, AuthService, Revocation};
 use iyagi_bus::{Bus, Hub, LocalBus, NatsBus, NatsBusError};
@@ -151,6 +152,14 @@ impl Application {
         let pruner = tokio::spawn(prune_limiters(state.clone()));
         let revoker = tokio::spawn(close_revoked_connections(state.clone()));
         let mut serve_stop = state.shutdown.clone();
+        // TCP_NODELAY: chat frames are small and latency-bound; Nagle's
+        // algorithm would hold a frame back until the previous one is
+        // acknowledged.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let server = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),

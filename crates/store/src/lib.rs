@@ -9,6 +9,7 @@
 
 mod error;
 mod model;
+mod pg_writer;
 mod sql;
 mod sqlite_writer;
 
@@ -155,10 +156,10 @@ pub trait MessageStore: Send + Sync {
     ) -> Result<Option<MessageRecord>, StoreError>;
 }
 
-/// Runs on the store's writer right after the commit that stored a message
-/// (also for a duplicate, with `duplicate = true`), before the caller is
-/// answered, in seq order per room. It must be quick and must not block: it
-/// holds up every later append.
+/// Runs right after the commit that stored a message (also for a
+/// duplicate, with `duplicate = true`), before the caller is answered, in
+/// seq order per room, one at a time. It must be quick and must not block:
+/// it holds up the answers of every later append.
 pub type OnCommit = Box<dyn FnOnce(&Appended) + Send + Sync>;
 
 /// An append waiting for its commit.

@@ -151,7 +151,7 @@ impl PgStore {
         // nodes starting at once apply each migration exactly once.
         POSTGRES_MIGRATIONS.run(&pool).await?;
         let (appender, jobs) = mpsc::channel(APPEND_QUEUE);
-        tokio::spawn(postgres_impl::run_appender(pool.clone(), jobs));
+        tokio::spawn(crate::pg_writer::run(pool.clone(), jobs));
         Ok(PgStore { pool, appender })
     }
 
@@ -725,86 +725,6 @@ macro_rules! impl_storage {
                     .fetch_optional(&self.pool)
                     .await?)
             }
-        }
-
-        /// The store's writer: takes every queued append (up to a batch),
-        /// applies them in one write transaction, commits once, answers each.
-        /// (PostgreSQL uses this one; SQLite uses `sqlite_writer`, see there why.)
-        #[allow(dead_code)]
-        pub(super) async fn run_appender(pool: $pool, mut jobs: mpsc::Receiver<WriterJob>) {
-            let mut drained = Vec::with_capacity(MAX_BATCH);
-            while jobs.recv_many(&mut drained, MAX_BATCH).await > 0 {
-                let (mut batch, barriers) = split_batch(std::mem::take(&mut drained));
-                if batch.is_empty() {
-                    for done in barriers {
-                        let _ = done.send(());
-                    }
-                    continue;
-                }
-                // One lock order for every writer, so concurrent batches on
-                // several nodes cannot deadlock on room rows (PostgreSQL).
-                // The sort is stable: each room's appends keep their queue
-                // order, so seqs and hooks follow the order of queueing.
-                batch.sort_by_key(|job| job.message.room_id);
-                let mut outcome = append_batch(&pool, &batch).await;
-                if matches!(outcome, Err(StoreError::Conflict)) {
-                    // Another node stored one of these client ids meanwhile:
-                    // run again, and it is found as a duplicate.
-                    outcome = append_batch(&pool, &batch).await;
-                }
-                match outcome {
-                    Ok(results) => answer_committed(batch, results),
-                    Err(err) => {
-                        tracing::error!(error = %err, size = batch.len(), "append batch failed");
-                        let unavailable = err.is_unavailable();
-                        answer_failed(batch, || if unavailable {
-                            StoreError::Database(sqlx::Error::PoolTimedOut)
-                        } else {
-                            StoreError::WriteFailed(err.to_string())
-                        });
-                    }
-                }
-                for done in barriers {
-                    let _ = done.send(());
-                }
-            }
-        }
-
-        #[allow(dead_code)]
-        async fn append_batch(pool: &$pool, batch: &[AppendJob]) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
-            let mut tx = <$store>::begin_write_on(pool).await?;
-            let mut results = Vec::with_capacity(batch.len());
-            for job in batch {
-                if let Some(existing) = find_by_client_id(&mut tx, &job.message).await? {
-                    results.push(Ok(Appended { message: existing, duplicate: true }));
-                    continue;
-                }
-                match append_in_tx(&mut tx, &job.message).await {
-                    Ok(stored) => results.push(Ok(Appended { message: stored, duplicate: false })),
-                    // Raised before anything of this message was written.
-                    Err(StoreError::NotFound) => results.push(Err(StoreError::NotFound)),
-                    Err(err) => return Err(err),
-                }
-            }
-            tx.commit().await?;
-            Ok(results)
-        }
-
-        #[allow(dead_code)]
-        async fn find_by_client_id(
-            tx: &mut Transaction<'static, $db>,
-            message: &NewMessage,
-        ) -> Result<Option<MessageRecord>, StoreError> {
-            Ok(sqlx::query_as(concat!(
-                "SELECT ", message_columns!(),
-                " FROM messages WHERE room_id = $1 AND author_id = $2 AND device_id = $3 AND client_msg_id = $4"
-            ))
-            .bind(message.room_id)
-            .bind(message.author_id)
-            .bind(&message.device_id)
-            .bind(&message.client_msg_id)
-            .fetch_optional(&mut **tx)
-            .await?)
         }
 
         async fn insert_member(

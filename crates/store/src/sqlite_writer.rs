@@ -39,29 +39,64 @@ pub(crate) fn spawn(
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(sqlite_error)?;
     let (jobs_tx, jobs) = mpsc::channel(queue);
+    let (done_tx, done) = mpsc::unbounded_channel();
+    tokio::spawn(answer_in_order(done));
     std::thread::Builder::new()
         .name("iyagi-sqlite-writer".to_owned())
-        .spawn(move || run(conn, jobs))
+        .spawn(move || run(conn, jobs, done_tx))
         .map_err(StoreError::Io)?;
     Ok(jobs_tx)
 }
 
-fn run(mut conn: Connection, mut jobs: mpsc::Receiver<WriterJob>) {
+/// A batch the writer has finished with.
+struct Finished {
+    batch: Vec<AppendJob>,
+    outcome: Result<Vec<Result<Appended, StoreError>>, String>,
+    barriers: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Runs the hooks and answers the callers of each finished batch, in
+/// order, on the async runtime: one hand-off (one wake-up) per batch from
+/// the writer thread, instead of one per message and recipient, and the
+/// writer starts on the next batch meanwhile.
+async fn answer_in_order(mut done: mpsc::UnboundedReceiver<Finished>) {
+    while let Some(finished) = done.recv().await {
+        match finished.outcome {
+            Ok(results) => answer_committed(finished.batch, results),
+            Err(message) => {
+                answer_failed(finished.batch, || StoreError::WriteFailed(message.clone()))
+            }
+        }
+        for barrier in finished.barriers {
+            let _ = barrier.send(());
+        }
+    }
+}
+
+fn run(
+    mut conn: Connection,
+    mut jobs: mpsc::Receiver<WriterJob>,
+    done: mpsc::UnboundedSender<Finished>,
+) {
     let mut drained = Vec::with_capacity(MAX_BATCH);
     while jobs.blocking_recv_many(&mut drained, MAX_BATCH) > 0 {
         let (batch, barriers) = split_batch(std::mem::take(&mut drained));
-        if !batch.is_empty() {
-            match apply(&mut conn, &batch) {
-                Ok(results) => answer_committed(batch, results),
-                Err(err) => {
-                    tracing::error!(error = %err, size = batch.len(), "append batch failed");
-                    let message = err.to_string();
-                    answer_failed(batch, || StoreError::WriteFailed(message.clone()));
-                }
-            }
-        }
-        for done in barriers {
-            let _ = done.send(());
+        let outcome = if batch.is_empty() {
+            Ok(Vec::new())
+        } else {
+            apply(&mut conn, &batch).map_err(|err| {
+                tracing::error!(error = %err, size = batch.len(), "append batch failed");
+                err.to_string()
+            })
+        };
+        let finished = Finished {
+            batch,
+            outcome,
+            barriers,
+        };
+        if done.send(finished).is_err() {
+            // The runtime is gone: nobody is waiting any more.
+            return;
         }
     }
 }
