@@ -97,7 +97,9 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
     for (s, mut sink) in sender_sinks.into_iter().enumerate() {
         let room = room.clone();
         sender_tasks.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
+            // Spread over one interval (see the pairs scenario).
+            let offset = interval.mul_f64(s as f64 / senders as f64);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut sent = 0;
             while sent < per_sender {

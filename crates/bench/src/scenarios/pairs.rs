@@ -109,6 +109,7 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
     let mut sender_tasks = Vec::new();
     for (p, room, mut sink, mut stream) in senders {
         let (pad, window, messages) = (pad.clone(), opts.window.max(1), opts.messages);
+        let pairs = opts.pairs.max(1);
         sender_tasks.push(tokio::spawn(async move {
             let mut sent = 0u64;
             let mut acked = 0u64;
@@ -127,7 +128,13 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
                         }
                         acked
                     });
-                    let mut tick = tokio::time::interval(interval);
+                    // Senders start spread over one interval: started
+                    // together, they would send in bursts of one message
+                    // per sender, and the latency would measure how long a
+                    // server takes to work off a burst, not the rate.
+                    let offset = interval.mul_f64(p as f64 / pairs as f64);
+                    let mut tick =
+                        tokio::time::interval_at(tokio::time::Instant::now() + offset, interval);
                     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
                     while sent < messages {
                         tick.tick().await;
