@@ -223,6 +223,18 @@ impl ChatService {
         })
     }
 
+    /// Stores a marker message (read, reaction) and publishes it to the
+    /// room's members in seq order.
+    async fn append_for_members(&self, message: NewMessage) -> Result<Appended, ChatError> {
+        let pending = {
+            let _guard = self.room_lock(message.room_id).lock().await;
+            let members = self.cached_members(message.room_id).await?;
+            let hook = self.publish_on_commit(members);
+            self.store.queue_append(message, Some(hook)).await?
+        };
+        Ok(pending.committed().await?)
+    }
+
     /// Holds the room's lock and waits until every queued append has
     /// committed and been published, so a transaction that stores a
     /// message of its own (membership changes) is published in seq order.
@@ -606,20 +618,14 @@ impl ChatService {
                 marker: None,
             });
         }
-        let pending = {
-            let _guard = self.room_lock(room).lock().await;
-            let members = self.cached_members(room).await?;
-            let marker = NewMessage {
-                is_content: false,
-                bumps_activity: false,
-                read_effect: ReadEffect::UpTo(seq),
-                device_id: device.to_owned(),
-                ..self.system_message(room, me, MessageKind::Read, json!({"up_to_seq": seq}))
-            };
-            let hook = self.publish_on_commit(members);
-            self.store.queue_append(marker, Some(hook)).await?
+        let marker = NewMessage {
+            is_content: false,
+            bumps_activity: false,
+            read_effect: ReadEffect::UpTo(seq),
+            device_id: device.to_owned(),
+            ..self.system_message(room, me, MessageKind::Read, json!({"up_to_seq": seq}))
         };
-        let marker = pending.committed().await?.message;
+        let marker = self.append_for_members(marker).await?.message;
         let member = self.require_member(me, room).await?;
         let record = self.require_room(room).await?;
         Ok(ReadOutcome {
@@ -667,13 +673,7 @@ impl ChatService {
         if let Some(id) = client_msg_id {
             message.client_msg_id = id.to_owned();
         }
-        let pending = {
-            let _guard = self.room_lock(room).lock().await;
-            let members = self.cached_members(room).await?;
-            let hook = self.publish_on_commit(members);
-            self.store.queue_append(message, Some(hook)).await?
-        };
-        Ok(pending.committed().await?)
+        self.append_for_members(message).await
     }
 
     /// Tells the other members' connections that `me` is typing. Not stored.

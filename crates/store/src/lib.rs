@@ -7,6 +7,7 @@
 //! embedded default) and [`PgStore`] (production). Both pass the same contract
 //! suite in `tests/it`.
 
+mod batch;
 mod error;
 mod model;
 mod pg_writer;

@@ -154,6 +154,40 @@ pub struct NewMessage {
     pub read_effect: ReadEffect,
 }
 
+impl NewMessage {
+    /// The stored message, once it has its seq and content ordinal.
+    pub(crate) fn stored_as(&self, seq: i64, content_ordinal: i64) -> MessageRecord {
+        MessageRecord {
+            id: self.id,
+            room_id: self.room_id,
+            seq,
+            author_id: self.author_id,
+            device_id: self.device_id.clone(),
+            client_msg_id: self.client_msg_id.clone(),
+            kind: self.kind.clone(),
+            content: self.content.clone(),
+            created_at_ms: self.created_at_ms,
+            content_ordinal,
+        }
+    }
+
+    /// Where this message, stored at `seq` with `content_ordinal`, moves its
+    /// author's read position (`read_seq`, `read_count`) to. `target` is a
+    /// read marker's target seq with that message's content ordinal.
+    pub(crate) fn read_position(
+        &self,
+        seq: i64,
+        content_ordinal: i64,
+        target: Option<(i64, i64)>,
+    ) -> Option<(i64, i64)> {
+        match self.read_effect {
+            ReadEffect::None => None,
+            ReadEffect::UpToSelf => Some((seq, content_ordinal)),
+            ReadEffect::UpTo(_) => target,
+        }
+    }
+}
+
 /// Read positions move only forward; a marker at or below the current
 /// position changes nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,6 +15,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use crate::batch::{ReadPositions, RoomCounters};
 use crate::sql::{AppendJob, MAX_BATCH, WriterJob, answer_committed, answer_failed, split_batch};
 use crate::{Appended, MessageRecord, ReadEffect, StoreError};
 
@@ -54,15 +55,6 @@ pub(crate) async fn run(pool: PgPool, mut jobs: mpsc::Receiver<WriterJob>) {
             let _ = done.send(());
         }
     }
-}
-
-/// A room's counters as this batch sees them.
-struct RoomCounters {
-    last_seq: i64,
-    content_count: i64,
-    last_content_seq: i64,
-    last_activity_ms: i64,
-    changed: bool,
 }
 
 type ClientKey = (Uuid, Uuid, String, String);
@@ -117,13 +109,8 @@ async fn apply(
         .into_iter()
         .map(
             |(id, last_seq, content_count, last_content_seq, last_activity_ms)| {
-                let counters = RoomCounters {
-                    last_seq,
-                    content_count,
-                    last_content_seq,
-                    last_activity_ms,
-                    changed: false,
-                };
+                let counters =
+                    RoomCounters::new(last_seq, content_count, last_content_seq, last_activity_ms);
                 (id, counters)
             },
         )
@@ -185,7 +172,7 @@ async fn apply(
     // 4. Sequence the batch in memory, exactly as one by one.
     let mut results = Vec::with_capacity(batch.len());
     let mut new_rows = NewRows::default();
-    let mut reads: HashMap<(Uuid, Uuid), (i64, i64)> = HashMap::new();
+    let mut reads = ReadPositions::default();
     for job in batch {
         let m = &job.message;
         let Some(counters) = rooms.get_mut(&m.room_id) else {
@@ -215,41 +202,13 @@ async fn apply(
             },
             _ => None,
         };
-        let seq = counters.last_seq + 1;
-        let content_ordinal = counters.content_count + i64::from(m.is_content);
-        counters.last_seq = seq;
-        counters.content_count = content_ordinal;
-        if m.is_content {
-            counters.last_content_seq = seq;
-        }
-        if m.bumps_activity {
-            counters.last_activity_ms = m.created_at_ms;
-        }
-        counters.changed = true;
-        let record = MessageRecord {
-            id: m.id,
-            room_id: m.room_id,
-            seq,
-            author_id: m.author_id,
-            device_id: m.device_id.clone(),
-            client_msg_id: m.client_msg_id.clone(),
-            kind: m.kind.clone(),
-            content: m.content.clone(),
-            created_at_ms: m.created_at_ms,
-            content_ordinal,
-        };
+        let (seq, content_ordinal) = counters.next(m);
+        counters.advance(m);
+        let record = m.stored_as(seq, content_ordinal);
         new_rows.push(&record);
         ordinals.insert((m.room_id, seq), content_ordinal);
-        let read_to = match m.read_effect {
-            ReadEffect::None => None,
-            ReadEffect::UpToSelf => Some((seq, content_ordinal)),
-            ReadEffect::UpTo(_) => target,
-        };
-        if let Some(position) = read_to {
-            let highest = reads.entry((m.room_id, m.author_id)).or_insert(position);
-            if position.0 > highest.0 {
-                *highest = position;
-            }
+        if let Some(position) = m.read_position(seq, content_ordinal, target) {
+            reads.note(m.room_id, m.author_id, position);
         }
         stored.insert(key, record.clone());
         results.push(Ok(Appended {
@@ -304,7 +263,7 @@ async fn apply(
     }
     if !reads.is_empty() {
         let (mut r, mut u, mut s, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for ((room_id, user_id), (read_seq, read_count)) in reads {
+        for ((room_id, user_id), (read_seq, read_count)) in reads.into_positions() {
             r.push(room_id);
             u.push(user_id);
             s.push(read_seq);

@@ -797,11 +797,7 @@ macro_rules! impl_storage {
             .bind(content_ordinal)
             .execute(&mut **tx)
             .await?;
-            let read_to = match message.read_effect {
-                ReadEffect::None => None,
-                ReadEffect::UpToSelf => Some((seq, content_ordinal)),
-                ReadEffect::UpTo(_) => target_ordinal,
-            };
+            let read_to = message.read_position(seq, content_ordinal, target_ordinal);
             if let Some((read_seq, read_count)) = read_to {
                 sqlx::query(
                     "UPDATE room_members SET read_seq = $3, read_count = $4 \
@@ -814,18 +810,7 @@ macro_rules! impl_storage {
                 .execute(&mut **tx)
                 .await?;
             }
-            Ok(MessageRecord {
-                id: message.id,
-                room_id: message.room_id,
-                seq,
-                author_id: message.author_id,
-                device_id: message.device_id.clone(),
-                client_msg_id: message.client_msg_id.clone(),
-                kind: message.kind.clone(),
-                content: message.content.clone(),
-                created_at_ms: message.created_at_ms,
-                content_ordinal,
-            })
+            Ok(message.stored_as(seq, content_ordinal))
         }
 
         #[async_trait]

@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 use crate::sql::{AppendJob, MAX_BATCH, WriterJob, answer_committed, answer_failed, split_batch};
 use uuid::Uuid;
 
+use crate::batch::{ReadPositions, RoomCounters};
 use crate::{Appended, MessageRecord, NewMessage, ReadEffect, StoreError};
 
 pub(crate) fn spawn(
@@ -101,16 +102,6 @@ fn run(
     }
 }
 
-/// A room's counters as this batch sees them: read once from `chat_rooms`,
-/// advanced in memory per appended message, written back once per batch.
-struct RoomCounters {
-    last_seq: i64,
-    content_count: i64,
-    last_content_seq: i64,
-    last_activity_ms: i64,
-    changed: bool,
-}
-
 /// Applies a batch in one transaction with the semantics of `append_in_tx`
 /// applied message by message, in fewer statements: each room's counter
 /// row is read once and written once per batch (not once per message),
@@ -126,7 +117,7 @@ fn apply(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
     let mut rooms: HashMap<Uuid, RoomCounters> = HashMap::new();
-    let mut reads: HashMap<(Uuid, Uuid), (i64, i64)> = HashMap::new();
+    let mut reads = ReadPositions::default();
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let m = &job.message;
@@ -151,8 +142,7 @@ fn apply(
             },
             _ => None,
         };
-        let seq = counters.last_seq + 1;
-        let content_ordinal = counters.content_count + i64::from(m.is_content);
+        let (seq, content_ordinal) = counters.next(m);
         if !insert(&tx, m, seq, content_ordinal)? {
             // The (room, author, device, client id) exists: a retry.
             let existing = find(&tx, m)?.ok_or_else(|| {
@@ -164,39 +154,12 @@ fn apply(
             }));
             continue;
         }
-        counters.last_seq = seq;
-        counters.content_count = content_ordinal;
-        if m.is_content {
-            counters.last_content_seq = seq;
-        }
-        if m.bumps_activity {
-            counters.last_activity_ms = m.created_at_ms;
-        }
-        counters.changed = true;
-        let read_to = match m.read_effect {
-            ReadEffect::None => None,
-            ReadEffect::UpToSelf => Some((seq, content_ordinal)),
-            ReadEffect::UpTo(_) => target,
-        };
-        if let Some(position) = read_to {
-            let highest = reads.entry((m.room_id, m.author_id)).or_insert(position);
-            if position.0 > highest.0 {
-                *highest = position;
-            }
+        counters.advance(m);
+        if let Some(position) = m.read_position(seq, content_ordinal, target) {
+            reads.note(m.room_id, m.author_id, position);
         }
         results.push(Ok(Appended {
-            message: MessageRecord {
-                id: m.id,
-                room_id: m.room_id,
-                seq,
-                author_id: m.author_id,
-                device_id: m.device_id.clone(),
-                client_msg_id: m.client_msg_id.clone(),
-                kind: m.kind.clone(),
-                content: m.content.clone(),
-                created_at_ms: m.created_at_ms,
-                content_ordinal,
-            },
+            message: m.stored_as(seq, content_ordinal),
             duplicate: false,
         }));
     }
@@ -216,7 +179,7 @@ fn apply(
         })
         .map_err(sqlite_error)?;
     }
-    for ((room_id, user_id), (read_seq, read_count)) in reads {
+    for ((room_id, user_id), (read_seq, read_count)) in reads.into_positions() {
         tx.prepare_cached(
             "UPDATE room_members SET read_seq = ?3, read_count = ?4 \
              WHERE room_id = ?1 AND user_id = ?2 AND read_seq < ?3",
@@ -234,13 +197,12 @@ fn room_counters(conn: &Connection, room_id: Uuid) -> Result<Option<RoomCounters
     )
     .and_then(|mut stmt| {
         stmt.query_row(params![room_id], |row| {
-            Ok(RoomCounters {
-                last_seq: row.get(0)?,
-                content_count: row.get(1)?,
-                last_content_seq: row.get(2)?,
-                last_activity_ms: row.get(3)?,
-                changed: false,
-            })
+            Ok(RoomCounters::new(
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+            ))
         })
         .optional()
     })

@@ -276,32 +276,7 @@ impl Session {
             }
         };
         self.state.metrics.ws_frames_in.inc();
-        match frame {
-            ClientFrame::Send {
-                reference,
-                room_id,
-                client_msg_id,
-                kind,
-                content,
-            } => {
-                let reply = self
-                    .queue_send(reference, room_id, &client_msg_id, kind, &content)
-                    .await;
-                in_flight
-                    .get_or_insert_with(FuturesOrdered::new)
-                    .push_back(reply);
-            }
-            other => {
-                // Every other frame sees the effects of the sends before it,
-                // and its reply comes after theirs.
-                if let Some(replies) = in_flight {
-                    while let Some(reply) = replies.next().await {
-                        self.frame(reply);
-                    }
-                }
-                self.dispatch(other).await;
-            }
-        }
+        self.dispatch(frame, in_flight).await;
     }
 
     /// Queues a send for storage; the returned future is its reply (an
@@ -341,12 +316,33 @@ impl Session {
         })
     }
 
-    async fn dispatch(&mut self, frame: ClientFrame) {
+    async fn dispatch(&mut self, frame: ClientFrame, in_flight: &mut InFlight) {
         let chat = self.state.chat.clone();
         let user = self.user;
+        // Sends are pipelined. Every other frame sees the effects of the
+        // sends before it, and its reply comes after theirs.
+        if !matches!(frame, ClientFrame::Send { .. })
+            && let Some(replies) = in_flight
+        {
+            while let Some(reply) = replies.next().await {
+                self.frame(reply);
+            }
+        }
         match frame {
-            // Pipelined: handled by `handle_text`.
-            ClientFrame::Send { .. } => {}
+            ClientFrame::Send {
+                reference,
+                room_id,
+                client_msg_id,
+                kind,
+                content,
+            } => {
+                let reply = self
+                    .queue_send(reference, room_id, &client_msg_id, kind, &content)
+                    .await;
+                in_flight
+                    .get_or_insert_with(FuturesOrdered::new)
+                    .push_back(reply);
+            }
             ClientFrame::Read {
                 reference,
                 room_id,
