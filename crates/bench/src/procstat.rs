@@ -7,6 +7,9 @@ const TICKS_PER_SECOND: f64 = 100.0;
 pub struct Sample {
     /// User + system CPU time, seconds.
     pub cpu_seconds: f64,
+    /// The system (kernel) part of `cpu_seconds`. On loopback, a socket
+    /// write also runs the receiving side's TCP stack, charged to the writer.
+    pub kernel_seconds: f64,
     /// Resident set size, bytes.
     pub rss_bytes: u64,
 }
@@ -27,17 +30,36 @@ pub fn sample(pid: u32) -> Option<Sample> {
         .and_then(|v| v.parse().ok())?;
     Some(Sample {
         cpu_seconds: (utime + stime) / TICKS_PER_SECOND,
+        kernel_seconds: stime / TICKS_PER_SECOND,
         rss_bytes: rss_kib * 1024,
     })
 }
 
-/// The server's CPU seconds and RSS between two samples.
-pub fn delta(before: Option<Sample>, after: Option<Sample>) -> Option<(f64, i64)> {
+/// What the server used between two samples.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    pub cpu_seconds: f64,
+    pub kernel_seconds: f64,
+}
+
+impl Usage {
+    /// The kernel's share of the CPU time, 0..=1.
+    pub fn kernel_share(&self) -> f64 {
+        if self.cpu_seconds > 0.0 {
+            self.kernel_seconds / self.cpu_seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The server's CPU use between two samples.
+pub fn delta(before: Option<Sample>, after: Option<Sample>) -> Option<Usage> {
     let (b, a) = (before?, after?);
-    Some((
-        a.cpu_seconds - b.cpu_seconds,
-        a.rss_bytes as i64 - b.rss_bytes as i64,
-    ))
+    Some(Usage {
+        cpu_seconds: a.cpu_seconds - b.cpu_seconds,
+        kernel_seconds: a.kernel_seconds - b.kernel_seconds,
+    })
 }
 
 #[cfg(test)]

@@ -32,6 +32,28 @@ impl Target {
     }
 }
 
+/// See [`Setup::writer_totals`].
+#[derive(Debug, Clone, Copy)]
+pub struct WriterTotals {
+    pub commits: f64,
+    pub appends: f64,
+    pub busy_seconds: f64,
+}
+
+impl WriterTotals {
+    /// Messages per group commit and milliseconds per commit between two
+    /// readings.
+    pub fn per_commit(before: WriterTotals, after: WriterTotals) -> Option<(f64, f64)> {
+        let commits = after.commits - before.commits;
+        (commits > 0.0).then(|| {
+            (
+                (after.appends - before.appends) / commits,
+                (after.busy_seconds - before.busy_seconds) * 1e3 / commits,
+            )
+        })
+    }
+}
+
 pub struct Setup {
     http: reqwest::Client,
     target: Target,
@@ -47,6 +69,35 @@ impl Setup {
             target: target.clone(),
             run,
         }
+    }
+
+    /// The message writer's running totals from iyagi's `/metrics`
+    /// (`None` for the relay, or when they cannot be read).
+    pub async fn writer_totals(&self) -> Option<WriterTotals> {
+        if self.target.relay {
+            return None;
+        }
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.target.http))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        let value = |name: &str| -> Option<f64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+                .trim()
+                .parse()
+                .ok()
+        };
+        Some(WriterTotals {
+            commits: value("iyagi_store_append_commits")?,
+            appends: value("iyagi_store_appends")?,
+            busy_seconds: value("iyagi_store_append_busy_seconds")?,
+        })
     }
 
     /// Registers and logs in `count` users (in parallel batches).

@@ -2,6 +2,7 @@
 //! The registry lives in [`AppState`], not in a global, so several servers
 //! in one process (tests) keep separate counts.
 
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -41,6 +42,14 @@ pub struct Metrics {
     pub ws_frames_out: Gauge,
     /// Connections closed for reading too slowly (running total).
     pub ws_slow_closed: Gauge,
+    /// Group commits of the message writer (running total).
+    pub store_append_commits: Gauge,
+    /// Messages those commits stored (running total); divided by the
+    /// commits, the batch size.
+    pub store_appends: Gauge,
+    /// Seconds the message writer spent applying and committing batches
+    /// (running total); divided by the commits, the time per commit.
+    pub store_append_busy_seconds: Gauge<f64, AtomicU64>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
 }
@@ -91,8 +100,29 @@ impl Metrics {
             "Connections closed as slow readers since start",
             ws_slow_closed.clone(),
         );
+        let store_append_commits = Gauge::default();
+        registry.register(
+            "store_append_commits",
+            "Transactions committed by the message writer since start (group commit)",
+            store_append_commits.clone(),
+        );
+        let store_appends = Gauge::default();
+        registry.register(
+            "store_appends",
+            "Messages stored by the message writer since start",
+            store_appends.clone(),
+        );
+        let store_append_busy_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "store_append_busy_seconds",
+            "Seconds the message writer spent applying and committing batches since start",
+            store_append_busy_seconds.clone(),
+        );
         Metrics {
             registry,
+            store_append_commits,
+            store_appends,
+            store_append_busy_seconds,
             ws_connections,
             ws_frames_in,
             ws_frames_out,

@@ -155,6 +155,19 @@ pub trait MessageStore: Send + Sync {
         room_id: Uuid,
         seq: i64,
     ) -> Result<Option<MessageRecord>, StoreError>;
+    /// Running totals of the append writer since the store opened.
+    fn append_stats(&self) -> AppendStats;
+}
+
+/// What the append writer has done since the store opened: how many
+/// transactions it committed, how many appends they held (their ratio is
+/// the group-commit batch size) and how long it spent applying and
+/// committing them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AppendStats {
+    pub commits: u64,
+    pub appends: u64,
+    pub busy_seconds: f64,
 }
 
 /// Runs right after the commit that stored a message (also for a

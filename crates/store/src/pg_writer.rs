@@ -10,18 +10,26 @@
 //! `append_in_tx` message by message (the contract suite runs on it).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use sqlx::{PgPool, Postgres, Transaction};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::batch::{ReadPositions, RoomCounters};
-use crate::sql::{AppendJob, MAX_BATCH, WriterJob, answer_committed, answer_failed, split_batch};
+use crate::sql::{
+    AppendJob, MAX_BATCH, WriterCounters, WriterJob, answer_committed, answer_failed, split_batch,
+};
 use crate::{Appended, MessageRecord, ReadEffect, StoreError};
 
 /// The writer: takes every queued append (up to a batch), applies them in
 /// one transaction, commits once, then runs the hooks and answers each.
-pub(crate) async fn run(pool: PgPool, mut jobs: mpsc::Receiver<WriterJob>) {
+pub(crate) async fn run(
+    pool: PgPool,
+    mut jobs: mpsc::Receiver<WriterJob>,
+    counters: Arc<WriterCounters>,
+) {
     let mut drained = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut drained, MAX_BATCH).await > 0 {
         let (mut batch, barriers) = split_batch(std::mem::take(&mut drained));
@@ -29,6 +37,7 @@ pub(crate) async fn run(pool: PgPool, mut jobs: mpsc::Receiver<WriterJob>) {
             // Stable: each room's appends keep their queue order, so seqs
             // and hooks follow the order of queueing.
             batch.sort_by_key(|job| job.message.room_id);
+            let started = Instant::now();
             let mut outcome = apply(&pool, &batch).await;
             if matches!(outcome, Err(StoreError::Conflict)) {
                 // A client id stored meanwhile outside the room lock (cannot
@@ -36,6 +45,7 @@ pub(crate) async fn run(pool: PgPool, mut jobs: mpsc::Receiver<WriterJob>) {
                 // found as a duplicate.
                 outcome = apply(&pool, &batch).await;
             }
+            counters.record(batch.len(), started.elapsed());
             match outcome {
                 Ok(results) => answer_committed(batch, results),
                 Err(err) => {

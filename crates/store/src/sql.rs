@@ -8,6 +8,8 @@
 //! begin a write transaction.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -40,6 +42,33 @@ pub(crate) enum WriterJob {
     /// Answered once every append queued before it has committed (or
     /// failed) and its hook has run.
     Barrier(oneshot::Sender<()>),
+}
+
+/// The append writer's running totals (see [`AppendStats`]), shared by the
+/// writer, which adds to them once per batch, and the store, which reads them.
+#[derive(Debug, Default)]
+pub(crate) struct WriterCounters {
+    commits: AtomicU64,
+    appends: AtomicU64,
+    busy_micros: AtomicU64,
+}
+
+impl WriterCounters {
+    /// One batch of `appends` applied in `busy` (committed or failed).
+    pub(crate) fn record(&self, appends: usize, busy: std::time::Duration) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.appends.fetch_add(appends as u64, Ordering::Relaxed);
+        let micros = u64::try_from(busy.as_micros()).unwrap_or(u64::MAX);
+        self.busy_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> AppendStats {
+        AppendStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            appends: self.appends.load(Ordering::Relaxed),
+            busy_seconds: self.busy_micros.load(Ordering::Relaxed) as f64 / 1e6,
+        }
+    }
 }
 
 /// Splits a drained batch into its appends and its barriers. A barrier
@@ -87,6 +116,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 pub struct SqliteStore {
     pool: SqlitePool,
     appender: mpsc::Sender<WriterJob>,
+    writer_counters: Arc<WriterCounters>,
 }
 
 impl SqliteStore {
@@ -110,9 +140,18 @@ impl SqliteStore {
             .connect_with(connect)
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
-        let appender =
-            crate::sqlite_writer::spawn(&filename, options.acquire_timeout, APPEND_QUEUE)?;
-        Ok(SqliteStore { pool, appender })
+        let writer_counters = Arc::new(WriterCounters::default());
+        let appender = crate::sqlite_writer::spawn(
+            &filename,
+            options.acquire_timeout,
+            APPEND_QUEUE,
+            writer_counters.clone(),
+        )?;
+        Ok(SqliteStore {
+            pool,
+            appender,
+            writer_counters,
+        })
     }
 
     /// Write transactions take SQLite's write lock up front. A deferred
@@ -137,6 +176,7 @@ impl SqliteStore {
 pub struct PgStore {
     pool: PgPool,
     appender: mpsc::Sender<WriterJob>,
+    writer_counters: Arc<WriterCounters>,
 }
 
 impl PgStore {
@@ -151,8 +191,17 @@ impl PgStore {
         // nodes starting at once apply each migration exactly once.
         POSTGRES_MIGRATIONS.run(&pool).await?;
         let (appender, jobs) = mpsc::channel(APPEND_QUEUE);
-        tokio::spawn(crate::pg_writer::run(pool.clone(), jobs));
-        Ok(PgStore { pool, appender })
+        let writer_counters = Arc::new(WriterCounters::default());
+        tokio::spawn(crate::pg_writer::run(
+            pool.clone(),
+            jobs,
+            writer_counters.clone(),
+        ));
+        Ok(PgStore {
+            pool,
+            appender,
+            writer_counters,
+        })
     }
 
     /// Row locks taken by the statements themselves (UPDATE ... RETURNING)
@@ -676,6 +725,10 @@ macro_rules! impl_storage {
                 let job = WriterJob::Append(AppendJob { message, on_commit, reply });
                 self.appender.send(job).await.map_err(|_| writer_stopped())?;
                 Ok(PendingAppend::new(answer))
+            }
+
+            fn append_stats(&self) -> AppendStats {
+                self.writer_counters.snapshot()
             }
 
             async fn settle_appends(&self) -> Result<(), StoreError> {

@@ -15,12 +15,15 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
-use crate::sql::{AppendJob, MAX_BATCH, WriterJob, answer_committed, answer_failed, split_batch};
+use crate::sql::{
+    AppendJob, MAX_BATCH, WriterCounters, WriterJob, answer_committed, answer_failed, split_batch,
+};
 use uuid::Uuid;
 
 use crate::batch::{ReadPositions, RoomCounters};
@@ -30,6 +33,7 @@ pub(crate) fn spawn(
     path: &Path,
     busy_timeout: Duration,
     queue: usize,
+    counters: Arc<WriterCounters>,
 ) -> Result<mpsc::Sender<WriterJob>, StoreError> {
     let conn = Connection::open(path).map_err(sqlite_error)?;
     conn.busy_timeout(busy_timeout).map_err(sqlite_error)?;
@@ -44,7 +48,7 @@ pub(crate) fn spawn(
     tokio::spawn(answer_in_order(done));
     std::thread::Builder::new()
         .name("iyagi-sqlite-writer".to_owned())
-        .spawn(move || run(conn, jobs, done_tx))
+        .spawn(move || run(conn, jobs, done_tx, &counters))
         .map_err(StoreError::Io)?;
     Ok(jobs_tx)
 }
@@ -78,6 +82,7 @@ fn run(
     mut conn: Connection,
     mut jobs: mpsc::Receiver<WriterJob>,
     done: mpsc::UnboundedSender<Finished>,
+    counters: &WriterCounters,
 ) {
     let mut drained = Vec::with_capacity(MAX_BATCH);
     while jobs.blocking_recv_many(&mut drained, MAX_BATCH) > 0 {
@@ -85,10 +90,13 @@ fn run(
         let outcome = if batch.is_empty() {
             Ok(Vec::new())
         } else {
-            apply(&mut conn, &batch).map_err(|err| {
+            let started = Instant::now();
+            let outcome = apply(&mut conn, &batch).map_err(|err| {
                 tracing::error!(error = %err, size = batch.len(), "append batch failed");
                 err.to_string()
-            })
+            });
+            counters.record(batch.len(), started.elapsed());
+            outcome
         };
         let finished = Finished {
             batch,

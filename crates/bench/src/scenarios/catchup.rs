@@ -97,8 +97,10 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
             .notes
             .push("the server answered reload: raise ws.max_replay to replay this many".to_owned());
     }
-    if let Some((cpu, _)) = procstat::delta(before, after) {
+    if let Some(usage) = procstat::delta(before, after) {
+        let cpu = usage.cpu_seconds;
         report.set("server_cpu_seconds", cpu);
+        report.set("server_cpu_kernel_share", usage.kernel_share());
         if received > 0 {
             report.set("server_cpu_us_per_replayed", cpu * 1e6 / received as f64);
         }

@@ -160,8 +160,10 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
             "some receivers were closed by the server (slow reader, code 4001); their missing deliveries are counted as losses, though every message is stored and a reconnecting client would catch up".to_owned(),
         );
     }
-    if let Some((cpu, _)) = procstat::delta(before, after) {
+    if let Some(usage) = procstat::delta(before, after) {
+        let cpu = usage.cpu_seconds;
         report.set("server_cpu_seconds", cpu);
+        report.set("server_cpu_kernel_share", usage.kernel_share());
         if deliveries > 0 {
             report.set("server_cpu_us_per_delivery", cpu * 1e6 / deliveries as f64);
         }

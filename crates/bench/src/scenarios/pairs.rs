@@ -11,7 +11,7 @@ use crate::client::{self, source_for};
 use crate::procstat;
 use crate::report::Report;
 use crate::scenarios::{Context, Progress, Recorder, shared_histogram};
-use crate::setup::Setup;
+use crate::setup::{Setup, WriterTotals};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -102,6 +102,7 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
     // finish, so it is not counted as the cost of the traffic below.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = ctx.server_pid.and_then(procstat::sample);
+    let writer_before = setup.writer_totals().await;
     let started = Instant::now();
     let per_sender_interval = opts
         .rate
@@ -192,6 +193,7 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
     }
     let elapsed = started.elapsed();
     let after = ctx.server_pid.and_then(procstat::sample);
+    let writer_after = setup.writer_totals().await;
     printer.abort();
 
     let mut report = Report::new("pairs", ctx.target.name());
@@ -211,8 +213,16 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
         delivered as f64 / elapsed.as_secs_f64(),
     );
     report.latency("latency", &*latency.lock().await);
-    if let Some((cpu, _)) = procstat::delta(before, after) {
+    if let (Some(before), Some(after)) = (writer_before, writer_after)
+        && let Some((batch, commit_ms)) = WriterTotals::per_commit(before, after)
+    {
+        report.set("server_messages_per_commit", batch);
+        report.set("server_ms_per_commit", commit_ms);
+    }
+    if let Some(usage) = procstat::delta(before, after) {
+        let cpu = usage.cpu_seconds;
         report.set("server_cpu_seconds", cpu);
+        report.set("server_cpu_kernel_share", usage.kernel_share());
         if delivered > 0 {
             report.set("server_cpu_us_per_delivered", cpu * 1e6 / delivered as f64);
         }

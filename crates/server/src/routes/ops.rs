@@ -68,6 +68,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         .metrics
         .ws_slow_closed
         .set(i64::try_from(hub.slow_closed_total()).unwrap_or(i64::MAX));
+    let appends = state.store.append_stats();
+    state
+        .metrics
+        .store_append_commits
+        .set(i64::try_from(appends.commits).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .store_appends
+        .set(i64::try_from(appends.appends).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .store_append_busy_seconds
+        .set(appends.busy_seconds);
     (
         StatusCode::OK,
         [(

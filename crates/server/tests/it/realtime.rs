@@ -842,6 +842,21 @@ pub async fn a_slow_reader_does_not_stall_anyone_else(b: Backends) {
         slow_closed.ends_with(" 1"),
         "the slow device was closed: {slow_closed:?}"
     );
+    // The message writer's totals: every stored message (the room's
+    // creation message may be written outside the writer), in group
+    // commits of one or more.
+    let total = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    let appends = total("iyagi_store_appends");
+    let commits = total("iyagi_store_append_commits");
+    assert!(appends >= count as f64, "{appends} appends");
+    assert!(commits >= 1.0 && commits <= appends, "{commits} commits");
+    assert!(total("iyagi_store_append_busy_seconds") > 0.0);
     drop(slow);
     app.stop().await;
 }

@@ -611,6 +611,7 @@ pub async fn a_batch_of_queued_appends_means_the_same_as_one_by_one(store: Arc<d
     let a = user(&store, "batch_a").await;
     let b = user(&store, "batch_b").await;
     let room = group_room(&store, &[a.id, b.id]).await;
+    let stats_before = store.append_stats();
     let mut queued = Vec::new();
     for i in 0..3 {
         let mut m = message(room.id, a.id, "phone", &format!("x{i}"));
@@ -641,6 +642,13 @@ pub async fn a_batch_of_queued_appends_means_the_same_as_one_by_one(store: Arc<d
     for pending in queued {
         outcomes.push(pending.committed().await);
     }
+    // The writer's totals count every queued append once, in at least one
+    // and at most one transaction per append.
+    let stats = store.append_stats();
+    let commits = stats.commits - stats_before.commits;
+    assert_eq!(stats.appends - stats_before.appends, 6);
+    assert!((1..=6).contains(&commits), "{commits} commits");
+    assert!(stats.busy_seconds > stats_before.busy_seconds);
     assert!(
         matches!(outcomes[4], Err(StoreError::NotFound)),
         "{:?}",
