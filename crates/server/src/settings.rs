@@ -3,6 +3,7 @@
 //! `docs/configuration.md` documents every key.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use iyagi_auth::AuthSettings;
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,25 @@ pub struct WsSettings {
     /// idle or not; chat frames are small, and a larger frame simply takes
     /// more reads (the buffer grows for it).
     pub read_buffer_bytes: usize,
+}
+
+impl WsSettings {
+    /// How often the server pings an idle connection.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// Silence after a ping's interval before the server gives up on a
+    /// connection.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_timeout_ms)
+    }
+
+    /// Session-store entries outlive one missed heartbeat, and vanish soon
+    /// after the node stops refreshing them.
+    pub fn session_ttl(&self) -> Duration {
+        self.heartbeat_interval() + self.heartbeat_timeout() + Duration::from_secs(5)
+    }
 }
 
 impl Default for WsSettings {

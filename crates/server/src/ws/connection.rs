@@ -72,8 +72,7 @@ pub fn run(
     let (close_tx, close_rx) = watch::channel(None);
     let user = principal.user_id;
     let per_second = NonZeroU32::new(settings.frames_per_second).unwrap_or(NonZeroU32::MIN);
-    let interval = Duration::from_millis(settings.heartbeat_interval_ms);
-    let timeout = Duration::from_millis(settings.heartbeat_timeout_ms);
+    let session_ttl = settings.session_ttl();
     state.chat.hub().register(
         user,
         ConnectionEntry {
@@ -95,9 +94,7 @@ pub fn run(
         queue,
         viewing: None,
         limiter: RateLimiter::direct(Quota::per_second(per_second)),
-        // Entries outlive one missed heartbeat, and vanish soon after the
-        // node stops refreshing them.
-        session_ttl: interval + timeout + Duration::from_secs(5),
+        session_ttl,
     };
     Session::open(session, stream, close_rx, writer).instrument(span)
 }
@@ -121,8 +118,7 @@ impl Session {
     ) {
         let state = session.state.clone();
         let settings = &state.settings.ws;
-        let interval = Duration::from_millis(settings.heartbeat_interval_ms);
-        let timeout = Duration::from_millis(settings.heartbeat_timeout_ms);
+        let (interval, timeout) = (settings.heartbeat_interval(), settings.heartbeat_timeout());
         let user = session.user;
         let connection_id = session.conn.connection_id;
         let device_id = session.conn.device_id.clone();
