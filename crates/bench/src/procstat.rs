@@ -68,5 +68,6 @@ mod tests {
     fn reads_this_process() {
         let s = super::sample(std::process::id()).expect("own /proc entry");
         assert!(s.rss_bytes > 0);
+        assert!(s.kernel_seconds <= s.cpu_seconds);
     }
 }

@@ -94,6 +94,14 @@ async fn every_scenario_runs_against_iyagi_and_the_relay() {
         assert_clean(&pairs);
         assert_eq!(pairs.get_u64("delivered"), Some(90));
         assert!(pairs.get_f64("latency_p99_us").is_some());
+        // iyagi's writer totals come from its /metrics; the relay has none.
+        let batch = pairs.get_f64("server_messages_per_commit");
+        if target.relay {
+            assert_eq!(batch, None);
+        } else {
+            let batch = batch.expect("iyagi reports messages per commit");
+            assert!((1.0..=90.0).contains(&batch), "{batch} messages per commit");
+        }
 
         let paced = scenarios::pairs::run(
             &ctx,
