@@ -124,6 +124,9 @@ fn apply(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
+    // Prepared once per batch: rusqlite's statement cache allocates each
+    // time a statement goes back into it, and this one runs per message.
+    let mut insert_message = tx.prepare_cached(INSERT_MESSAGE).map_err(sqlite_error)?;
     let mut rooms: HashMap<Uuid, RoomCounters> = HashMap::new();
     let mut reads = ReadPositions::default();
     let mut results = Vec::with_capacity(batch.len());
@@ -151,7 +154,7 @@ fn apply(
             _ => None,
         };
         let (seq, content_ordinal) = counters.next(m);
-        if !insert(&tx, m, seq, content_ordinal)? {
+        if !insert(&mut insert_message, m, seq, content_ordinal)? {
             // The (room, author, device, client id) exists: a retry.
             let existing = find(&tx, m)?.ok_or_else(|| {
                 StoreError::WriteFailed(format!("seq {seq} of room {} is taken", m.room_id))
@@ -171,6 +174,7 @@ fn apply(
             duplicate: false,
         }));
     }
+    drop(insert_message);
     for (room_id, counters) in rooms.iter().filter(|(_, c)| c.changed) {
         tx.prepare_cached(
             "UPDATE chat_rooms SET last_seq = ?2, content_count = ?3, last_content_seq = ?4, \
@@ -230,33 +234,30 @@ fn content_ordinal_at(
         .map_err(sqlite_error)
 }
 
+const INSERT_MESSAGE: &str = "INSERT INTO messages (id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms, content_ordinal) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
+     ON CONFLICT (room_id, author_id, device_id, client_msg_id) DO NOTHING";
+
 /// Inserts the message at `seq`; `false` when its client id was taken.
 fn insert(
-    conn: &Connection,
+    statement: &mut rusqlite::CachedStatement<'_>,
     m: &NewMessage,
     seq: i64,
     content_ordinal: i64,
 ) -> Result<bool, StoreError> {
-    let inserted = conn
-        .prepare_cached(
-            "INSERT INTO messages (id, room_id, seq, author_id, device_id, client_msg_id, kind, content, created_at_ms, content_ordinal) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) \
-             ON CONFLICT (room_id, author_id, device_id, client_msg_id) DO NOTHING",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                m.id,
-                m.room_id,
-                seq,
-                m.author_id,
-                m.device_id,
-                m.client_msg_id,
-                m.kind,
-                m.content,
-                m.created_at_ms,
-                content_ordinal
-            ])
-        })
+    let inserted = statement
+        .execute(params![
+            m.id,
+            m.room_id,
+            seq,
+            m.author_id,
+            m.device_id,
+            m.client_msg_id,
+            m.kind,
+            m.content,
+            m.created_at_ms,
+            content_ordinal
+        ])
         .map_err(sqlite_error)?;
     Ok(inserted == 1)
 }
