@@ -10,6 +10,7 @@
 mod batch;
 mod error;
 mod model;
+mod pg_nodelay;
 mod pg_writer;
 mod sql;
 mod sqlite_writer;

@@ -182,9 +182,23 @@ pub struct PgStore {
 impl PgStore {
     pub async fn open(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
         let connect = PgConnectOptions::from_str(url)?;
+        let servers = match connect.get_socket() {
+            Some(_) => Default::default(),
+            None => Arc::new(crate::pg_nodelay::server_addresses(
+                connect.get_host(),
+                connect.get_port(),
+            )),
+        };
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |_, _| {
+                let servers = servers.clone();
+                Box::pin(async move {
+                    crate::pg_nodelay::apply(&servers);
+                    Ok(())
+                })
+            })
             .connect_with(connect)
             .await?;
         // sqlx holds a PostgreSQL advisory lock while migrating, so several
