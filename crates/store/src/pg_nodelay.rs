@@ -12,29 +12,30 @@
 //! sets TCP_NODELAY again.
 
 use std::collections::HashSet;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
-/// The addresses a PostgreSQL host name resolves to (none for a Unix
-/// socket directory, which needs no option).
-pub(crate) fn server_addresses(host: &str, port: u16) -> HashSet<SocketAddr> {
-    if host.starts_with('/') {
+use sqlx::postgres::PgConnectOptions;
+
+/// The addresses the server's host name resolves to (none when connecting
+/// through a Unix socket, which needs no option).
+pub(crate) async fn server_addresses(options: &PgConnectOptions) -> HashSet<SocketAddr> {
+    if options.get_socket().is_some() {
         return HashSet::new();
     }
-    (host, port)
-        .to_socket_addrs()
+    tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
         .map(|addrs| addrs.collect())
         .unwrap_or_default()
 }
 
 /// Sets TCP_NODELAY on this process's TCP sockets connected to one of
-/// `servers` that do not have it yet; returns how many it set.
+/// `servers` that do not have it yet; returns how many it set. It reads
+/// every descriptor of the process (tens of thousands on a busy node), so
+/// it runs on the blocking pool, once per new database connection.
 #[cfg(target_os = "linux")]
 pub(crate) fn apply(servers: &HashSet<SocketAddr>) -> usize {
     use std::os::fd::BorrowedFd;
 
-    if servers.is_empty() {
-        return 0;
-    }
     let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
         return 0;
     };
@@ -97,11 +98,16 @@ mod tests {
         assert_eq!(super::apply(&servers), 0, "already set");
     }
 
-    #[test]
-    fn a_unix_socket_directory_needs_nothing() {
-        assert!(super::server_addresses("/var/run/postgresql", 5432).is_empty());
+    #[tokio::test]
+    async fn a_unix_socket_needs_nothing() {
+        let options = |url: &str| url.parse::<sqlx::postgres::PgConnectOptions>().unwrap();
+        let unix = options("postgres://u@localhost/db?host=/var/run/postgresql");
+        assert!(super::server_addresses(&unix).await.is_empty());
+        let tcp = options("postgres://u@127.0.0.1:5432/db");
         assert!(
-            super::server_addresses("127.0.0.1", 5432).contains(&"127.0.0.1:5432".parse().unwrap())
+            super::server_addresses(&tcp)
+                .await
+                .contains(&"127.0.0.1:5432".parse().unwrap())
         );
     }
 }

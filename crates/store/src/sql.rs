@@ -182,20 +182,19 @@ pub struct PgStore {
 impl PgStore {
     pub async fn open(url: &str, options: &StoreOptions) -> Result<PgStore, StoreError> {
         let connect = PgConnectOptions::from_str(url)?;
-        let servers = match connect.get_socket() {
-            Some(_) => Default::default(),
-            None => Arc::new(crate::pg_nodelay::server_addresses(
-                connect.get_host(),
-                connect.get_port(),
-            )),
-        };
+        let servers = Arc::new(crate::pg_nodelay::server_addresses(&connect).await);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
             .after_connect(move |_, _| {
                 let servers = servers.clone();
                 Box::pin(async move {
-                    crate::pg_nodelay::apply(&servers);
+                    if !servers.is_empty() {
+                        // Best effort: a failed scan leaves Nagle on, as before.
+                        let _ =
+                            tokio::task::spawn_blocking(move || crate::pg_nodelay::apply(&servers))
+                                .await;
+                    }
                     Ok(())
                 })
             })
