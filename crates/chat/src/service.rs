@@ -40,11 +40,17 @@ const SERVER_DEVICE: &str = "server";
 pub struct ChatLimits {
     /// Catch-up replays at most this many messages per room; more gets `reload`.
     pub max_replay: i64,
+    /// Presence changes are pushed to direct peers and to members of groups
+    /// of at most this many members; larger groups ask (`presence` frame).
+    pub presence_max_group_members: u32,
 }
 
 impl Default for ChatLimits {
     fn default() -> Self {
-        ChatLimits { max_replay: 1000 }
+        ChatLimits {
+            max_replay: 1000,
+            presence_max_group_members: 100,
+        }
     }
 }
 
@@ -756,9 +762,16 @@ impl ChatService {
         })
     }
 
-    /// Tells everyone who shares a room with `user` that they came online or went offline.
+    /// Tells `user`'s direct peers, and the members of their groups up to
+    /// `presence_max_group_members`, that they came online or went offline.
+    /// Larger groups are left out: each of N members connecting would
+    /// otherwise reach the other N (N² frames and rows whenever a node
+    /// restarts); their members ask with `presence` when they open the room.
     pub async fn announce_presence(&self, user: Uuid, online: bool) -> Result<(), ChatError> {
-        let contacts = self.store.contacts(user).await?;
+        let contacts = self
+            .store
+            .contacts(user, self.limits.presence_max_group_members)
+            .await?;
         let frame = encode(&ServerFrame::Presence {
             user_id: user,
             online,

@@ -73,6 +73,11 @@ pub struct WsSettings {
     /// idle or not; chat frames are small, and a larger frame simply takes
     /// more reads (the buffer grows for it).
     pub read_buffer_bytes: usize,
+    /// `presence` frames go to direct peers and to members of groups of at
+    /// most this many members (0: direct peers only). Members of larger
+    /// groups ask with the `presence` frame: pushing to every member would
+    /// cost N² frames when a group's N members reconnect.
+    pub presence_max_group_members: u32,
 }
 
 impl WsSettings {
@@ -105,6 +110,7 @@ impl Default for WsSettings {
             frames_per_second: 20,
             max_replay: 1000,
             read_buffer_bytes: 2048,
+            presence_max_group_members: 100,
         }
     }
 }

@@ -98,6 +98,7 @@ impl Application {
             push,
             ChatLimits {
                 max_replay: settings.ws.max_replay,
+                presence_max_group_members: settings.ws.presence_max_group_members,
             },
         ));
         let (stop, shutdown) = tokio::sync::watch::channel(false);

@@ -106,8 +106,16 @@ pub trait RoomStore: Send + Sync {
         after: Option<(i64, Uuid)>,
         limit: u32,
     ) -> Result<Vec<RoomListEntry>, StoreError>;
-    /// Everyone who shares at least one room with the user (the user excluded).
-    async fn contacts(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError>;
+    /// Everyone who shares a direct room, or a group of at most
+    /// `max_group_members` members, with the user (the user excluded): the
+    /// people told when the user comes online or goes offline. Bounded on
+    /// purpose: with every group counted, each connect and disconnect of a
+    /// group's N members would reach all N, N² in all.
+    async fn contacts(
+        &self,
+        user_id: Uuid,
+        max_group_members: u32,
+    ) -> Result<Vec<Uuid>, StoreError>;
 }
 
 /// Messages, sequenced per room.

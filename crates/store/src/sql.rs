@@ -715,13 +715,29 @@ macro_rules! impl_storage {
                 Ok(rows.into_iter().map(RoomListRow::into_entry).collect())
             }
 
-            async fn contacts(&self, user_id: Uuid) -> Result<Vec<Uuid>, StoreError> {
+            async fn contacts(
+                &self,
+                user_id: Uuid,
+                max_group_members: u32,
+            ) -> Result<Vec<Uuid>, StoreError> {
+                // The rooms first (materialised, so the size check runs once
+                // per room, not per member row), each group's size counted
+                // only up to the limit + 1: a 10,000-member group costs as
+                // much to rule out as a group one over the limit.
                 let rows: Vec<(Uuid,)> = sqlx::query_as(
-                    "SELECT DISTINCT other.user_id FROM room_members mine \
-                     JOIN room_members other ON other.room_id = mine.room_id \
-                     WHERE mine.user_id = $1 AND other.user_id <> $1",
+                    "WITH small_rooms AS MATERIALIZED ( \
+                       SELECT mine.room_id FROM room_members mine \
+                       JOIN chat_rooms r ON r.id = mine.room_id \
+                       WHERE mine.user_id = $1 AND (r.kind = 'direct' OR ( \
+                         SELECT COUNT(*) FROM ( \
+                           SELECT 1 FROM room_members c WHERE c.room_id = mine.room_id LIMIT $2 + 1 \
+                         ) AS capped) <= $2)) \
+                     SELECT DISTINCT other.user_id FROM small_rooms s \
+                     JOIN room_members other ON other.room_id = s.room_id \
+                     WHERE other.user_id <> $1",
                 )
                 .bind(user_id)
+                .bind(i64::from(max_group_members))
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(|(id,)| id).collect())

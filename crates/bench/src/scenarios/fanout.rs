@@ -42,6 +42,10 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
 
     let mut receivers = Vec::new();
     let mut sender_sinks = Vec::new();
+    // Members connect one after another: the time and server CPU of that
+    // show what a room's members reconnecting costs (presence work, sync).
+    let connecting = Instant::now();
+    let before_connecting = ctx.server_pid.and_then(procstat::sample);
     for (i, user) in users.iter().enumerate() {
         let ws = client::connect(&ctx.target, &user.token, source_for(i)).await?;
         let (mut sink, mut stream) = ws.split();
@@ -86,9 +90,13 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
         }));
     }
 
+    let connect_seconds = connecting.elapsed().as_secs_f64();
+    let connect_usage =
+        procstat::delta(before_connecting, ctx.server_pid.and_then(procstat::sample));
     let printer = progress.spawn_printer("deliveries", ctx.progress);
-    // Let connection-time work (presence announcements to every member)
-    // finish, so it is not counted as the cost of the traffic below.
+    // Let connection-time work (presence announcements, in rooms within
+    // the server's presence limit) finish, so it is not counted as the
+    // cost of the traffic below.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = ctx.server_pid.and_then(procstat::sample);
     let started = Instant::now();
@@ -150,6 +158,13 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
     report.set("duplicates", duplicates.load(Ordering::Relaxed));
     report.set("receivers_closed_by_server", closed.load(Ordering::Relaxed));
     report.set("elapsed_seconds", elapsed.as_secs_f64());
+    report.set("connect_seconds", connect_seconds);
+    if let Some(usage) = connect_usage {
+        report.set(
+            "server_cpu_us_per_connect",
+            usage.cpu_seconds * 1e6 / members as f64,
+        );
+    }
     report.set(
         "deliveries_per_second",
         deliveries as f64 / elapsed.as_secs_f64(),

@@ -14,6 +14,7 @@ use crate::ws_client::WsClient;
 crate::ws_suite!(realtime:
     two_users_with_two_devices_each_chat_one_to_one,
     presence_is_announced_for_the_first_and_last_device_only,
+    presence_is_pushed_to_direct_peers_and_small_groups_only,
     a_silent_client_is_timed_out_by_the_heartbeat,
     resending_a_client_message_id_never_duplicates,
     read_markers_drive_unread_counts_and_receipts,
@@ -183,6 +184,81 @@ pub async fn presence_is_announced_for_the_first_and_last_device_only(b: Backend
         .find(|m| m["user_id"] == alice_phone.user_id.as_str())
         .cloned();
     assert_eq!(alice_entry.unwrap()["online"], false);
+    app.stop().await;
+}
+
+async fn group_room(app: &TestApp, owner: &Tokens, others: &[&Tokens]) -> String {
+    let members: Vec<&str> = others.iter().map(|t| t.user_id.as_str()).collect();
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/rooms",
+            Some(&owner.access),
+            Some(json!({"title": "group", "members": members})),
+        )
+        .await;
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    created["id"].as_str().unwrap().to_owned()
+}
+
+pub async fn presence_is_pushed_to_direct_peers_and_small_groups_only(b: Backends) {
+    let mut settings = b.settings();
+    settings.ws.presence_max_group_members = 2;
+    let app = TestApp::spawn_with(settings).await;
+    let alice = app.user("alice", "phone").await;
+    let bob = app.user("bob", "phone").await;
+    let carol = app.user("carol", "phone").await;
+    let dave = app.user("dave", "phone").await;
+    // Three members: over the limit of 2. Bob shares only this room with Alice.
+    let big = group_room(&app, &alice, &[&bob, &carol]).await;
+    // Two members: within the limit. Carol shares it too (and the big one).
+    group_room(&app, &alice, &[&carol]).await;
+    direct_room(&app, &alice, &dave).await;
+    let mut bob_ws = WsClient::connect_live(&app, &bob).await;
+    let mut carol_ws = WsClient::connect_live(&app, &carol).await;
+    let mut dave_ws = WsClient::connect_live(&app, &dave).await;
+    let is_alice = |online: bool| {
+        let id = alice.user_id.clone();
+        move |f: &Value| {
+            f["type"] == "presence" && f["user_id"] == id.as_str() && f["online"] == online
+        }
+    };
+
+    let alice_ws = WsClient::connect_live(&app, &alice).await;
+    dave_ws.expect("direct peer told", is_alice(true)).await;
+    carol_ws
+        .expect("small-group member told", is_alice(true))
+        .await;
+    carol_ws
+        .expect_none(Duration::from_millis(300), |f| f["type"] == "presence")
+        .await;
+    bob_ws
+        .expect_none(Duration::from_millis(300), |f| f["type"] == "presence")
+        .await;
+
+    // Bob still learns who is online in the big group by asking.
+    bob_ws
+        .send(json!({"type": "presence", "ref": "p", "room_id": big}))
+        .await;
+    let state = bob_ws.expect_type("presence_state").await;
+    let alice_entry = state["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == alice.user_id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(alice_entry["online"], true);
+
+    alice_ws.close().await;
+    dave_ws.expect("direct peer told", is_alice(false)).await;
+    carol_ws
+        .expect("small-group member told", is_alice(false))
+        .await;
+    bob_ws
+        .expect_none(Duration::from_millis(300), |f| f["type"] == "presence")
+        .await;
     app.stop().await;
 }
 

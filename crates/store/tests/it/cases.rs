@@ -832,7 +832,74 @@ pub async fn room_lists_order_by_activity_with_peers_and_last_messages(store: Ar
             .unwrap()
             .is_empty()
     );
-    assert_eq!(store.contacts(me.id).await.unwrap(), vec![peer.id]);
+    assert_eq!(store.contacts(me.id, 100).await.unwrap(), vec![peer.id]);
+}
+
+/// A direct room of `a` and `b`.
+async fn direct_room(store: &Arc<dyn Storage>, a: Uuid, b: Uuid) -> RoomRecord {
+    let id = Uuid::now_v7();
+    store
+        .create_room(&NewRoom {
+            id,
+            kind: "direct".to_owned(),
+            title: None,
+            direct_key: Some(format!("{a}:{b}")),
+            created_at_ms: NOW,
+            members: vec![(a, "member".to_owned()), (b, "member".to_owned())],
+            first_message: system_message(id, a, "room_created"),
+        })
+        .await
+        .expect("create direct room")
+        .room
+}
+
+pub async fn contacts_are_direct_peers_and_members_of_groups_up_to_the_limit(
+    store: Arc<dyn Storage>,
+) {
+    let me = user(&store, "me").await;
+    let peer = user(&store, "peer").await;
+    let small = user(&store, "small").await;
+    let mut big = Vec::new();
+    for i in 0..4 {
+        big.push(user(&store, &format!("big{i}")).await);
+    }
+    direct_room(&store, me.id, peer.id).await;
+    group_room(&store, &[me.id, small.id]).await;
+    let mut big_members = vec![me.id];
+    big_members.extend(big.iter().map(|u| u.id));
+    group_room(&store, &big_members).await;
+    // A member of the big group who is also a direct peer counts once.
+    direct_room(&store, me.id, big[0].id).await;
+
+    let sorted = |mut ids: Vec<Uuid>| {
+        ids.sort();
+        ids
+    };
+    let contacts = |limit: u32| {
+        let store = store.clone();
+        async move { sorted(store.contacts(me.id, limit).await.expect("contacts")) }
+    };
+    // The big group has 5 members: over a limit of 4, within 5.
+    assert_eq!(
+        contacts(4).await,
+        sorted(vec![peer.id, small.id, big[0].id]),
+        "groups over the limit are left out, direct rooms never are"
+    );
+    let mut everyone = vec![peer.id, small.id];
+    everyone.extend(big.iter().map(|u| u.id));
+    assert_eq!(contacts(5).await, sorted(everyone));
+    assert_eq!(
+        contacts(0).await,
+        sorted(vec![peer.id, big[0].id]),
+        "a limit of 0 keeps direct peers only"
+    );
+    assert!(
+        store
+            .contacts(Uuid::now_v7(), 100)
+            .await
+            .expect("contacts")
+            .is_empty()
+    );
 }
 
 pub async fn membership_changes_are_atomic_with_their_system_message(store: Arc<dyn Storage>) {

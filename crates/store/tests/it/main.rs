@@ -44,6 +44,7 @@ storage_suite!(
     a_batch_of_queued_appends_means_the_same_as_one_by_one,
     unread_counts_follow_read_markers_without_scanning,
     room_lists_order_by_activity_with_peers_and_last_messages,
+    contacts_are_direct_peers_and_members_of_groups_up_to_the_limit,
     membership_changes_are_atomic_with_their_system_message,
 );
 
