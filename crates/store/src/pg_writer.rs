@@ -8,6 +8,11 @@
 //! then one insert for the new messages, one update for the counters and
 //! one for the read positions. The result is the same as applying
 //! `append_in_tx` message by message (the contract suite runs on it).
+//!
+//! Retries are rare, so a batch is first applied assuming none of its
+//! client ids is stored yet (no lookup; the insert skips rows whose client
+//! id exists). Only if it skipped one is that transaction rolled back and
+//! the batch applied again with the lookup, so seqs stay contiguous.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,12 +43,16 @@ pub(crate) async fn run(
             // and hooks follow the order of queueing.
             batch.sort_by_key(|job| job.message.room_id);
             let started = Instant::now();
-            let mut outcome = apply(&pool, &batch).await;
+            let mut outcome = apply(&pool, &batch, Retries::AssumeNone).await;
+            if matches!(outcome, Err(StoreError::Conflict)) {
+                // The batch retries a stored message: apply it with the lookup.
+                outcome = apply(&pool, &batch, Retries::LookUp).await;
+            }
             if matches!(outcome, Err(StoreError::Conflict)) {
                 // A client id stored meanwhile outside the room lock (cannot
                 // happen with iyagi's own writers): run again, and it is
                 // found as a duplicate.
-                outcome = apply(&pool, &batch).await;
+                outcome = apply(&pool, &batch, Retries::LookUp).await;
             }
             counters.record(batch.len(), started.elapsed());
             match outcome {
@@ -68,6 +77,16 @@ pub(crate) async fn run(
 }
 
 type ClientKey = (Uuid, Uuid, String, String);
+
+/// Whether a batch looks up its client ids before inserting.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retries {
+    /// No lookup: the insert skips a stored client id, and the batch then
+    /// fails with `Conflict` (its seqs assumed that row was new).
+    AssumeNone,
+    /// Look every client id up first; retries become duplicates.
+    LookUp,
+}
 
 /// The new messages of a batch, as columns for one `UNNEST` insert.
 #[derive(Default)]
@@ -102,6 +121,7 @@ impl NewRows {
 async fn apply(
     pool: &PgPool,
     batch: &[AppendJob],
+    retries: Retries,
 ) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
     let mut tx: Transaction<'static, Postgres> = pool.begin().await?;
 
@@ -127,7 +147,9 @@ async fn apply(
         .collect();
 
     // 2. Client ids already stored: retries.
-    let mut stored: HashMap<ClientKey, MessageRecord> = {
+    let mut stored: HashMap<ClientKey, MessageRecord> = if retries == Retries::AssumeNone {
+        HashMap::new()
+    } else {
         let (mut r, mut a, mut d, mut c) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for job in batch {
             let m = &job.message;
@@ -242,11 +264,12 @@ async fn apply(
 
     // 5. One insert, one counter update, one read-position update.
     if !new_rows.id.is_empty() {
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO messages (id, room_id, seq, author_id, device_id, client_msg_id, kind, \
                content, created_at_ms, content_ordinal) \
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::int8[], $4::uuid[], $5::text[], \
-               $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[])",
+               $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[]) \
+             ON CONFLICT (room_id, author_id, device_id, client_msg_id) DO NOTHING",
         )
         .bind(&new_rows.id)
         .bind(&new_rows.room_id)
@@ -259,7 +282,14 @@ async fn apply(
         .bind(&new_rows.created_at_ms)
         .bind(&new_rows.content_ordinal)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if inserted != new_rows.id.len() as u64 {
+            // A retry of a stored message (only possible without the
+            // lookup): the seqs after it are wrong; undo and look up.
+            tx.rollback().await?;
+            return Err(StoreError::Conflict);
+        }
         let (mut id, mut last, mut count, mut content, mut activity) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (room_id, c) in rooms.iter().filter(|(_, c)| c.changed) {

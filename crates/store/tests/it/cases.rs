@@ -691,6 +691,60 @@ pub async fn a_batch_of_queued_appends_means_the_same_as_one_by_one(store: Arc<d
     assert_eq!((member_b.read_seq, unread(&stored_room, &member_b)), (3, 1));
 }
 
+/// A retry of an already stored message, queued together with new ones
+/// (one batch, as a reconnecting client resending its outbox makes): the
+/// retry gets the original back, and the new messages get the next seqs
+/// with no gap, however the writer finds retries.
+pub async fn a_retry_in_a_batch_of_new_messages_leaves_no_gap(store: Arc<dyn Storage>) {
+    let a = user(&store, "retry_a").await;
+    let b = user(&store, "retry_b").await;
+    let room = group_room(&store, &[a.id, b.id]).await;
+    let original = store
+        .queue_append(message(room.id, a.id, "phone", "sent-before"), None)
+        .await
+        .unwrap()
+        .committed()
+        .await
+        .unwrap()
+        .message;
+    let mut queued = Vec::new();
+    for client_id in ["new-1", "sent-before", "new-2", "new-2"] {
+        queued.push(
+            store
+                .queue_append(message(room.id, a.id, "phone", client_id), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut outcomes = Vec::new();
+    for pending in queued {
+        outcomes.push(pending.committed().await.unwrap());
+    }
+    let next = original.seq + 1;
+    let seen: Vec<(&str, i64, bool)> = outcomes
+        .iter()
+        .map(|o| (o.message.client_msg_id.as_str(), o.message.seq, o.duplicate))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("new-1", next, false),
+            ("sent-before", original.seq, true),
+            ("new-2", next + 1, false),
+            ("new-2", next + 1, true),
+        ]
+    );
+    assert_eq!(outcomes[1].message, original);
+    let stored_room = store.room(room.id).await.unwrap().unwrap();
+    assert_eq!(stored_room.last_seq, next + 1);
+    for seq in 1..=next + 1 {
+        assert!(
+            store.message_at(room.id, seq).await.unwrap().is_some(),
+            "seq {seq} is missing"
+        );
+    }
+}
+
 /// Opening the same database again, as a restart or a second node does,
 /// applies no migration twice and sees the same data.
 pub async fn reopening_applies_no_migration_twice_and_keeps_data(db: &iyagi_testkit::TestDb) {

@@ -42,6 +42,7 @@ storage_suite!(
     concurrent_appends_get_distinct_contiguous_sequences,
     queued_appends_run_their_hooks_in_order_before_answering,
     a_batch_of_queued_appends_means_the_same_as_one_by_one,
+    a_retry_in_a_batch_of_new_messages_leaves_no_gap,
     unread_counts_follow_read_markers_without_scanning,
     room_lists_order_by_activity_with_peers_and_last_messages,
     contacts_are_direct_peers_and_members_of_groups_up_to_the_limit,
