@@ -68,6 +68,22 @@ pub fn to_toml(settings: &Settings) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
+    /// docs/configuration.md shows "a complete file, with the defaults":
+    /// every setting, each with the value the code defaults to. A setting
+    /// added, renamed or re-defaulted without the doc fails here.
+    #[test]
+    fn the_documented_file_is_every_setting_with_its_default() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/configuration.md has a toml block");
+        let documented: toml::Value = toml::from_str(block).expect("the block is valid TOML");
+        let defaults = toml::Value::try_from(Settings::default()).expect("settings serialise");
+        assert_eq!(documented, defaults);
+    }
+
     fn no_overrides() -> Overrides {
         Overrides {
             listen: None,
