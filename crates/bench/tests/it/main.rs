@@ -133,6 +133,11 @@ async fn every_scenario_runs_against_iyagi_and_the_relay() {
             fanout.get_u64("deliveries"),
             Some(fanout.get_u64("messages_sent").unwrap() * 8)
         );
+        assert!(
+            fanout.get_f64("connect_seconds").is_some_and(|s| s > 0.0),
+            "{}",
+            fanout.human()
+        );
 
         let catchup = scenarios::catchup::run(&ctx, scenarios::catchup::Options { messages: 50 })
             .await
