@@ -285,8 +285,10 @@ async fn apply(
         .await?
         .rows_affected();
         if inserted != new_rows.id.len() as u64 {
-            // A retry of a stored message (only possible without the
-            // lookup): the seqs after it are wrong; undo and look up.
+            // A skipped row: a retry of a stored message (without the
+            // lookup), or a client id stored meanwhile by a writer outside
+            // the room lock. The seqs after it are wrong; undo, and the
+            // caller applies the batch again with the lookup.
             tx.rollback().await?;
             return Err(StoreError::Conflict);
         }
