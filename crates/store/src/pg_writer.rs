@@ -44,14 +44,14 @@ pub(crate) async fn run(
             batch.sort_by_key(|job| job.message.room_id);
             let started = Instant::now();
             let mut outcome = apply(&pool, &batch, Retries::AssumeNone).await;
-            if matches!(outcome, Err(StoreError::Conflict)) {
-                // The batch retries a stored message: apply it with the lookup.
-                outcome = apply(&pool, &batch, Retries::LookUp).await;
-            }
-            if matches!(outcome, Err(StoreError::Conflict)) {
-                // A client id stored meanwhile outside the room lock (cannot
-                // happen with iyagi's own writers): run again, and it is
-                // found as a duplicate.
+            // A conflict means the batch retries a stored message: apply it
+            // with the lookup. Once more if that conflicts too: a client id
+            // stored meanwhile outside the room lock (cannot happen with
+            // iyagi's own writers) is then found as a duplicate.
+            for _ in 0..2 {
+                if !matches!(outcome, Err(StoreError::Conflict)) {
+                    break;
+                }
                 outcome = apply(&pool, &batch, Retries::LookUp).await;
             }
             counters.record(batch.len(), started.elapsed());

@@ -133,6 +133,25 @@ pub async fn two_users_with_two_devices_each_chat_one_to_one(b: Backends) {
     app.stop().await;
 }
 
+/// Matches a `presence` frame saying `user_id` came online (or went offline).
+fn presence_of(user_id: &str, online: bool) -> impl Fn(&Value) -> bool + use<> {
+    let user_id = user_id.to_owned();
+    move |f: &Value| {
+        f["type"] == "presence" && f["user_id"] == user_id.as_str() && f["online"] == online
+    }
+}
+
+/// One member's entry in a `presence_state` frame or presence response.
+fn member_presence(presence: &Value, user_id: &str) -> Value {
+    presence["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["user_id"] == user_id)
+        .cloned()
+        .unwrap()
+}
+
 pub async fn presence_is_announced_for_the_first_and_last_device_only(b: Backends) {
     let app = TestApp::spawn_with(b.settings()).await;
     let alice_phone = app.user("alice", "phone").await;
@@ -140,12 +159,7 @@ pub async fn presence_is_announced_for_the_first_and_last_device_only(b: Backend
     let bob = app.user("bob", "phone").await;
     let room = direct_room(&app, &alice_phone, &bob).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
-    let is_alice = |online: bool| {
-        let id = alice_phone.user_id.clone();
-        move |f: &Value| {
-            f["type"] == "presence" && f["user_id"] == id.as_str() && f["online"] == online
-        }
-    };
+    let is_alice = |online: bool| presence_of(&alice_phone.user_id, online);
 
     let phone = WsClient::connect_live(&app, &alice_phone).await;
     bob_ws.expect("alice online", is_alice(true)).await;
@@ -177,13 +191,10 @@ pub async fn presence_is_announced_for_the_first_and_last_device_only(b: Backend
         .json()
         .await
         .unwrap();
-    let alice_entry = presence["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["user_id"] == alice_phone.user_id.as_str())
-        .cloned();
-    assert_eq!(alice_entry.unwrap()["online"], false);
+    assert_eq!(
+        member_presence(&presence, &alice_phone.user_id)["online"],
+        false
+    );
     app.stop().await;
 }
 
@@ -218,12 +229,7 @@ pub async fn presence_is_pushed_to_direct_peers_and_small_groups_only(b: Backend
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     let mut carol_ws = WsClient::connect_live(&app, &carol).await;
     let mut dave_ws = WsClient::connect_live(&app, &dave).await;
-    let is_alice = |online: bool| {
-        let id = alice.user_id.clone();
-        move |f: &Value| {
-            f["type"] == "presence" && f["user_id"] == id.as_str() && f["online"] == online
-        }
-    };
+    let is_alice = |online: bool| presence_of(&alice.user_id, online);
 
     let alice_ws = WsClient::connect_live(&app, &alice).await;
     dave_ws.expect("direct peer told", is_alice(true)).await;
@@ -242,14 +248,7 @@ pub async fn presence_is_pushed_to_direct_peers_and_small_groups_only(b: Backend
         .send(json!({"type": "presence", "ref": "p", "room_id": big}))
         .await;
     let state = bob_ws.expect_type("presence_state").await;
-    let alice_entry = state["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["user_id"] == alice.user_id.as_str())
-        .cloned()
-        .unwrap();
-    assert_eq!(alice_entry["online"], true);
+    assert_eq!(member_presence(&state, &alice.user_id)["online"], true);
 
     alice_ws.close().await;
     dave_ws.expect("direct peer told", is_alice(false)).await;
@@ -946,22 +945,7 @@ pub async fn push_goes_to_members_not_viewing_the_room(b: Backends) {
     let offline = app.user("offline", "phone").await;
     let two_phone = app.user("twodevices", "phone").await;
     let two_tablet = app.user("twodevices", "tablet").await;
-    let ids: Vec<&str> = [&viewer, &elsewhere, &offline, &two_phone]
-        .iter()
-        .map(|t| t.user_id.as_str())
-        .collect();
-    let room: Value = app
-        .call(
-            Method::POST,
-            "/v1/rooms",
-            Some(&author.access),
-            Some(json!({"title": "push", "members": ids})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let room = room["id"].as_str().unwrap().to_owned();
+    let room = group_room(&app, &author, &[&viewer, &elsewhere, &offline, &two_phone]).await;
     let other_room = direct_room(&app, &elsewhere, &author).await;
 
     let mut author_ws = WsClient::connect_live(&app, &author).await;
@@ -1126,18 +1110,7 @@ pub async fn pipelined_sends_are_answered_in_order_and_delivered_in_seq_order(b:
     let alice = app.user("alice", "phone").await;
     let bob = app.user("bob", "phone").await;
     let carol = app.user("carol", "phone").await;
-    let created: Value = app
-        .call(
-            Method::POST,
-            "/v1/rooms",
-            Some(&alice.access),
-            Some(json!({"title": "pipeline", "members": [bob.user_id]})),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    let room = created["id"].as_str().unwrap().to_owned();
+    let room = group_room(&app, &alice, &[&bob]).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
 

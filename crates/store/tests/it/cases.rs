@@ -361,6 +361,24 @@ fn system_message(room: Uuid, author: Uuid, kind: &str) -> NewMessage {
     }
 }
 
+/// A direct room of `a` and `b`.
+async fn direct_room(store: &Arc<dyn Storage>, a: Uuid, b: Uuid) -> RoomRecord {
+    let id = Uuid::now_v7();
+    store
+        .create_room(&NewRoom {
+            id,
+            kind: "direct".to_owned(),
+            title: None,
+            direct_key: Some(format!("{a}:{b}")),
+            created_at_ms: NOW,
+            members: vec![(a, "member".to_owned()), (b, "member".to_owned())],
+            first_message: system_message(id, a, "room_created"),
+        })
+        .await
+        .expect("create direct room")
+        .room
+}
+
 async fn group_room(store: &Arc<dyn Storage>, members: &[Uuid]) -> RoomRecord {
     let id = Uuid::now_v7();
     store
@@ -833,20 +851,7 @@ pub async fn unread_counts_follow_read_markers_without_scanning(store: Arc<dyn S
 pub async fn room_lists_order_by_activity_with_peers_and_last_messages(store: Arc<dyn Storage>) {
     let me = user(&store, "lister").await;
     let peer = user(&store, "peer").await;
-    let direct_id = Uuid::now_v7();
-    let direct = store
-        .create_room(&NewRoom {
-            id: direct_id,
-            kind: "direct".to_owned(),
-            title: None,
-            direct_key: Some(format!("{}:{}", me.id, peer.id)),
-            created_at_ms: NOW,
-            members: vec![(me.id, "member".to_owned()), (peer.id, "member".to_owned())],
-            first_message: system_message(direct_id, me.id, "room_created"),
-        })
-        .await
-        .unwrap()
-        .room;
+    let direct = direct_room(&store, me.id, peer.id).await;
     let mut rooms = vec![direct.id];
     for _ in 0..4 {
         rooms.push(group_room(&store, &[me.id, peer.id]).await.id);
@@ -887,24 +892,6 @@ pub async fn room_lists_order_by_activity_with_peers_and_last_messages(store: Ar
             .is_empty()
     );
     assert_eq!(store.contacts(me.id, 100).await.unwrap(), vec![peer.id]);
-}
-
-/// A direct room of `a` and `b`.
-async fn direct_room(store: &Arc<dyn Storage>, a: Uuid, b: Uuid) -> RoomRecord {
-    let id = Uuid::now_v7();
-    store
-        .create_room(&NewRoom {
-            id,
-            kind: "direct".to_owned(),
-            title: None,
-            direct_key: Some(format!("{a}:{b}")),
-            created_at_ms: NOW,
-            members: vec![(a, "member".to_owned()), (b, "member".to_owned())],
-            first_message: system_message(id, a, "room_created"),
-        })
-        .await
-        .expect("create direct room")
-        .room
 }
 
 pub async fn contacts_are_direct_peers_and_members_of_groups_up_to_the_limit(
