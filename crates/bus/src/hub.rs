@@ -12,8 +12,12 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 
 use iyagi_protocol::ws::close;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use uuid::Uuid;
+
+use crate::queue::{
+    NodeBudget, OutboundQueue, OutboundReceiver, QueueLimits, Refused, frame_cost, outbound_queue,
+};
 
 /// A stored room message, encoded once and shared by every recipient.
 #[derive(Debug)]
@@ -53,14 +57,20 @@ pub enum Outbound {
     /// Catch-up of a room is done.
     SyncEnd(Box<SyncEnd>),
     Ping,
-    /// Send a close frame with this code (the reason is
-    /// [`close::reason`]) and stop.
-    Close(u16),
 }
 
 impl Outbound {
     pub fn frame(frame: Bytes) -> Outbound {
         Outbound::Frame(Arc::new(frame))
+    }
+
+    /// What the item counts against its queue's byte budget.
+    pub fn cost(&self) -> usize {
+        frame_cost(match self {
+            Outbound::Room(room) | Outbound::Replay(room) => room.frame.len(),
+            Outbound::Frame(frame) => frame.len(),
+            Outbound::SyncBegin(_) | Outbound::SyncEnd(_) | Outbound::Ping => 0,
+        })
     }
 }
 
@@ -70,23 +80,56 @@ pub struct ConnectionEntry {
     pub device_id: String,
     /// iyagi device session (token family) behind the connection, if any.
     pub session_id: Option<Uuid>,
-    pub queue: mpsc::Sender<Outbound>,
+    pub queue: OutboundQueue,
     /// Set to a close code to make the connection close itself.
     pub close: watch::Sender<Option<u16>>,
 }
 
-#[derive(Default)]
 pub struct Hub {
     // std RwLock: held only for map operations and non-blocking try_send,
     // never across an await.
     users: RwLock<HashMap<Uuid, Vec<ConnectionEntry>>>,
     delivered: AtomicU64,
     slow_closed: AtomicU64,
+    /// What every queue of this node may hold together.
+    budget: Arc<NodeBudget>,
+}
+
+impl Default for Hub {
+    fn default() -> Hub {
+        Hub::with_budget(NodeBudget::unlimited())
+    }
 }
 
 impl Hub {
     pub fn new() -> Hub {
         Hub::default()
+    }
+
+    /// A hub whose connections' queues share `budget`.
+    pub fn with_budget(budget: Arc<NodeBudget>) -> Hub {
+        Hub {
+            users: RwLock::default(),
+            delivered: AtomicU64::new(0),
+            slow_closed: AtomicU64::new(0),
+            budget,
+        }
+    }
+
+    /// A queue for a new connection of this node.
+    pub fn queue(&self, limits: QueueLimits) -> (OutboundQueue, OutboundReceiver) {
+        outbound_queue(limits, self.budget.clone())
+    }
+
+    /// Frame bytes queued for this node's connections now.
+    pub fn queued_bytes(&self) -> usize {
+        self.budget.queued()
+    }
+
+    /// Counts a connection that closed itself as a slow reader (its own
+    /// answers did not fit its queue).
+    pub fn note_slow_closed(&self) {
+        self.slow_closed.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn register(&self, user: Uuid, entry: ConnectionEntry) {
@@ -130,11 +173,11 @@ impl Hub {
     }
 
     fn offer(&self, entry: &ConnectionEntry, item: Outbound) {
-        match entry.queue.try_send(item) {
+        match entry.queue.try_push(item) {
             Ok(()) => {
                 self.delivered.fetch_add(1, Ordering::Relaxed);
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(Refused::Full) => {
                 if entry
                     .close
                     .send_replace(Some(close::SLOW_CONSUMER))
@@ -145,7 +188,7 @@ impl Hub {
                 }
             }
             // The connection is shutting down; its teardown unregisters it.
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(Refused::Closed) => {}
         }
     }
 

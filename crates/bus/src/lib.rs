@@ -7,6 +7,7 @@
 
 mod hub;
 mod nats;
+mod queue;
 
 use std::sync::Arc;
 
@@ -15,6 +16,9 @@ use uuid::Uuid;
 
 pub use hub::{ConnectionEntry, Hub, Outbound, RoomFrame, SyncEnd};
 pub use nats::{NatsBus, NatsBusError};
+pub use queue::{
+    NodeBudget, OutboundQueue, OutboundReceiver, QueueLimits, Refused, frame_cost, outbound_queue,
+};
 
 /// What may cross nodes: stored room messages and other frames.
 #[derive(Debug, Clone)]

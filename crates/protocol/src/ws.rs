@@ -47,11 +47,20 @@ pub enum ClientFrame {
         #[serde(default)]
         client_msg_id: Option<String>,
     },
-    /// "I am typing in this room." Delivered live to the other members, never stored.
-    Typing { room_id: Uuid },
+    /// "I am typing in this room." Delivered live to the other members,
+    /// never stored; no answer unless it fails (then `error` with the `ref`).
+    Typing {
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        room_id: Uuid,
+    },
     /// The room this device is looking at (`null`: none). While a device
     /// views a room, its user gets no push notifications for it.
-    View { room_id: Option<Uuid> },
+    View {
+        #[serde(default, rename = "ref")]
+        reference: Option<String>,
+        room_id: Option<Uuid>,
+    },
     /// Start live delivery and catch up: for each listed room, every message
     /// after `after_seq` is replayed (or `reload` is sent if too many).
     Sync {
@@ -119,6 +128,8 @@ pub enum ServerFrame {
     },
     /// The answer to `view`: the room this connection now views.
     Viewing {
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
         room_id: Option<Uuid>,
     },
     /// A message in one of your rooms (yours included).
@@ -164,7 +175,18 @@ pub enum ServerFrame {
         reference: Option<String>,
         code: ErrorCode,
         message: String,
+        /// The room the error is about, when one frame names several (`sync`).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        room_id: Option<Uuid>,
     },
+}
+
+/// Only the `ref` of a client frame: read from a frame that could not be
+/// parsed (or was refused unread), so its error can still be matched.
+#[derive(Debug, Deserialize)]
+pub struct FrameRef {
+    #[serde(default, rename = "ref")]
+    pub reference: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,6 +224,10 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// A frame over the hard size limit.
     pub const TOO_BIG: u16 = 1009;
+    /// The client broke the WebSocket protocol (e.g. an unmasked frame).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_DATA: u16 = 1007;
 
     /// The reason text sent with each close code.
     pub fn reason(code: u16) -> &'static str {
@@ -211,6 +237,8 @@ pub mod close {
             SESSION_REVOKED => "session revoked",
             GOING_AWAY => "server shutting down",
             TOO_BIG => "frame over the hard size limit",
+            PROTOCOL_ERROR => "WebSocket protocol violation",
+            INVALID_DATA => "text frame is not UTF-8",
             _ => "closing",
         }
     }

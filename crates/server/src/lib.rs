@@ -8,6 +8,7 @@
 
 pub mod error;
 mod extract;
+pub mod hooks;
 mod metrics;
 mod openapi;
 mod routes;
@@ -21,5 +22,5 @@ pub use settings::{
     BusBackend, BusSettings, DatabaseSettings, LogFormat, LogSettings, ServerSettings,
     SessionBackend, SessionSettings, Settings, WsSettings,
 };
-pub use startup::{Application, StartupError};
+pub use startup::{Application, BuildOptions, StartupError};
 pub use state::AppState;

@@ -6,7 +6,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use iyagi_auth::AuthSettings;
+use iyagi_protocol::chat::{CONTENT_MAX_BYTES, PAGE_MAX};
+use iyagi_protocol::ws::SENDS_IN_FLIGHT_MAX;
 use serde::{Deserialize, Serialize};
+
+/// The largest `history` answer: a full page of messages of the largest
+/// content, each with its fields around it.
+pub const HISTORY_PAGE_MAX_BYTES: usize = PAGE_MAX as usize * (CONTENT_MAX_BYTES + 512);
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -65,6 +71,13 @@ pub struct WsSettings {
     /// Frames queued for one connection before it counts as a slow reader
     /// and is closed (code 4001).
     pub outbound_queue: usize,
+    /// Frame bytes queued for one connection before it counts as a slow
+    /// reader (4001). At least one full `history` page must fit.
+    pub outbound_queue_bytes: usize,
+    /// Frame bytes queued for all connections of this node together. While
+    /// over it, connections with a backlog of more than an eighth of
+    /// `outbound_queue_bytes` are closed as slow readers.
+    pub outbound_total_bytes: usize,
     /// Client frames per second per connection (also the burst).
     pub frames_per_second: u32,
     /// A catch-up longer than this many messages in one room gets `reload`.
@@ -107,6 +120,8 @@ impl Default for WsSettings {
             max_frame_bytes: 64 * 1024,
             hard_max_frame_bytes: 1024 * 1024,
             outbound_queue: 256,
+            outbound_queue_bytes: 8 * 1024 * 1024,
+            outbound_total_bytes: 512 * 1024 * 1024,
             frames_per_second: 20,
             max_replay: 1000,
             read_buffer_bytes: 2048,
@@ -268,6 +283,30 @@ impl Settings {
             if oidc.issuer.is_empty() || oidc.audience.is_empty() {
                 return Err("auth.oidc.issuer and auth.oidc.audience must not be empty".to_owned());
             }
+        }
+        // A client that reads promptly must never be closed for a queue too
+        // small for what the protocol lets it have in flight: each pipelined
+        // send earns an ack and its own message frame.
+        let min_queue = 2 * SENDS_IN_FLIGHT_MAX + 64;
+        if self.ws.outbound_queue < min_queue {
+            return Err(format!(
+                "ws.outbound_queue = {} is invalid: it must be at least {min_queue} \
+                 (an ack and a message for each of the {SENDS_IN_FLIGHT_MAX} sends a client may pipeline, and room for more)",
+                self.ws.outbound_queue
+            ));
+        }
+        if self.ws.outbound_queue_bytes < HISTORY_PAGE_MAX_BYTES {
+            return Err(format!(
+                "ws.outbound_queue_bytes = {} is invalid: it must be at least {HISTORY_PAGE_MAX_BYTES} \
+                 (one full history page)",
+                self.ws.outbound_queue_bytes
+            ));
+        }
+        if self.ws.outbound_total_bytes < self.ws.outbound_queue_bytes {
+            return Err(format!(
+                "ws.outbound_total_bytes = {} is invalid: it must be at least ws.outbound_queue_bytes ({})",
+                self.ws.outbound_total_bytes, self.ws.outbound_queue_bytes
+            ));
         }
         if self.ws.hard_max_frame_bytes < self.ws.max_frame_bytes {
             return Err(format!(

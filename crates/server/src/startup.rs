@@ -10,7 +10,7 @@ use axum::http::{HeaderName, Request};
 use axum::serve::ListenerExt as _;
 use axum::{Router, middleware};
 use iyagi_auth::{AuthError, AuthService, Revocation};
-use iyagi_bus::{Bus, Hub, LocalBus, NatsBus, NatsBusError};
+use iyagi_bus::{Bus, Hub, LocalBus, NatsBus, NatsBusError, NodeBudget};
 use iyagi_chat::{ChatLimits, ChatService, LogNotifier, PushNotifier};
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::ws::close;
@@ -22,6 +22,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::hooks::TestHooks;
 use crate::metrics::{self, Metrics};
 use crate::routes;
 use crate::settings::{BusBackend, SessionBackend, Settings};
@@ -56,16 +57,33 @@ pub struct Application {
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// What the embedding program (the binary, a test) plugs in.
+#[derive(Clone)]
+pub struct BuildOptions {
+    pub push: Arc<dyn PushNotifier>,
+    pub hooks: TestHooks,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            push: Arc::new(LogNotifier),
+            hooks: TestHooks::default(),
+        }
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartupError> {
-        Application::build_with(settings, Arc::new(LogNotifier)).await
+        Application::build_with(settings, BuildOptions::default()).await
     }
 
-    /// Like [`Application::build`], with the push notifier to use.
+    /// Like [`Application::build`], with the given push notifier and hooks.
     pub async fn build_with(
         settings: Settings,
-        push: Arc<dyn PushNotifier>,
+        options: BuildOptions,
     ) -> Result<Application, StartupError> {
+        let BuildOptions { push, hooks } = options;
         settings.validate().map_err(StartupError::Settings)?;
         let store_options = StoreOptions {
             max_connections: settings.database.max_connections,
@@ -84,7 +102,9 @@ impl Application {
             ),
         };
         let auth = Arc::new(AuthService::new(store.clone(), settings.auth.clone()).await?);
-        let hub = Arc::new(Hub::new());
+        let hub = Arc::new(Hub::with_budget(NodeBudget::new(
+            settings.ws.outbound_total_bytes,
+        )));
         let bus: Arc<dyn Bus> = match settings.bus.kind {
             BusBackend::Local => Arc::new(LocalBus::new(hub)),
             BusBackend::Nats => Arc::new(
@@ -109,6 +129,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             chat,
             shutdown,
+            hooks: Arc::new(hooks),
         };
         let listener = TcpListener::bind(settings.server.listen)
             .await

@@ -4,6 +4,7 @@ use iyagi_auth::AuthService;
 use iyagi_chat::ChatService;
 use iyagi_store::Storage;
 
+use crate::hooks::TestHooks;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
@@ -17,4 +18,6 @@ pub struct AppState {
     pub chat: Arc<ChatService>,
     /// Turns true when the server begins shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// Pause points for tests (none in production).
+    pub hooks: Arc<TestHooks>,
 }

@@ -5,17 +5,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use iyagi_bus::{Bus, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound};
-use tokio::sync::{mpsc, watch};
+use iyagi_bus::{
+    Bus, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound, OutboundReceiver, QueueLimits,
+};
+use tokio::sync::watch;
 use uuid::Uuid;
 
 struct Conn {
-    queue: mpsc::Receiver<Outbound>,
+    queue: OutboundReceiver,
     close: watch::Receiver<Option<u16>>,
 }
 
 fn connect(hub: &Hub, user: Uuid, session: Option<Uuid>, capacity: usize) -> Conn {
-    let (tx, queue) = mpsc::channel(capacity);
+    let (tx, queue) = hub.queue(QueueLimits {
+        items: capacity,
+        bytes: 1 << 20,
+    });
     let (close_tx, close) = watch::channel(None);
     hub.register(
         user,

@@ -12,15 +12,17 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iyagi_auth::Principal;
 use std::sync::Arc;
 
+use iyagi_bus::{OutboundQueue, QueueLimits, Refused};
 use iyagi_chat::{ConnectionEntry, Outbound, RoomFrame, SyncEnd, encode_frame, views};
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::chat::CLIENT_MSG_ID_MAX;
 use iyagi_protocol::chat::{CONTENT_MAX_BYTES, TEXT_MAX_CHARS};
 use iyagi_protocol::ws::{
-    CLIENT_FRAME_TYPES, ClientFrame, Limits, SENDS_IN_FLIGHT_MAX, ServerFrame, SyncPosition, close,
+    CLIENT_FRAME_TYPES, ClientFrame, FrameRef, Limits, SENDS_IN_FLIGHT_MAX, ServerFrame,
+    SyncPosition, close,
 };
 use iyagi_session::Connection;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -67,8 +69,13 @@ pub fn run(
     let span = tracing::info_span!("ws", %connection_id, user_id = %principal.user_id, device_id);
     let settings = &state.settings.ws;
     let (sink, stream) = socket.split();
-    let (queue, queue_rx) = mpsc::channel(settings.outbound_queue);
-    let writer = tokio::spawn(super::writer::run(sink, queue_rx).instrument(span.clone()));
+    let (queue, queue_rx) = state.chat.hub().queue(QueueLimits {
+        items: settings.outbound_queue,
+        bytes: settings.outbound_queue_bytes,
+    });
+    let (close_writer, writer_closed) = oneshot::channel();
+    let writer =
+        tokio::spawn(super::writer::run(sink, queue_rx, writer_closed).instrument(span.clone()));
     let (close_tx, close_rx) = watch::channel(None);
     let user = principal.user_id;
     let per_second = NonZeroU32::new(settings.frames_per_second).unwrap_or(NonZeroU32::MIN);
@@ -95,18 +102,32 @@ pub fn run(
         viewing: None,
         limiter: RateLimiter::direct(Quota::per_second(per_second)),
         session_ttl,
+        closing: None,
+    };
+    let writer = Writer {
+        task: writer,
+        close: close_writer,
     };
     Session::open(session, stream, close_rx, writer).instrument(span)
+}
+
+/// The connection's writer task and how to tell it to close.
+struct Writer {
+    task: tokio::task::JoinHandle<()>,
+    close: oneshot::Sender<Option<u16>>,
 }
 
 struct Session {
     state: AppState,
     user: Uuid,
     conn: Connection,
-    queue: mpsc::Sender<Outbound>,
+    queue: OutboundQueue,
     viewing: Option<Uuid>,
     limiter: DefaultDirectRateLimiter,
     session_ttl: Duration,
+    /// Set when this connection must close (its own answers overflowed
+    /// its queue); the reader loop stops at its next turn.
+    closing: Option<u16>,
 }
 
 impl Session {
@@ -114,7 +135,7 @@ impl Session {
         mut session: Session,
         mut stream: SplitStream<WebSocket>,
         mut close_rx: watch::Receiver<Option<u16>>,
-        writer: tokio::task::JoinHandle<()>,
+        writer: Writer,
     ) {
         let state = session.state.clone();
         let settings = &state.settings.ws;
@@ -160,6 +181,9 @@ impl Session {
         let mut silence_deadline = Box::pin(tokio::time::sleep(interval + timeout));
         let mut in_flight: InFlight = None;
         let close: Option<u16> = loop {
+            if let Some(code) = session.closing {
+                break Some(code);
+            }
             tokio::select! {
                 reply = std::future::poll_fn(|cx| poll_reply(&mut in_flight, cx)) => session.frame(*reply),
                 // At the pipelining limit, stop reading: TCP pushes back.
@@ -167,9 +191,7 @@ impl Session {
                     None | Some(Ok(Message::Close(_))) => break None,
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "socket error");
-                        let too_big = e.to_string().to_lowercase().contains("too long")
-                            || e.to_string().to_lowercase().contains("too big");
-                        break too_big.then_some(close::TOO_BIG);
+                        break close_code_for(e);
                     }
                     Some(Ok(message)) => {
                         silence_deadline.as_mut().reset(Instant::now() + interval + timeout);
@@ -186,7 +208,7 @@ impl Session {
                 },
                 _ = ping.tick() => {
                     // Best effort: a full queue is already being handled as a slow reader.
-                    let _ = session.queue.try_send(Outbound::Ping);
+                    let _ = session.queue.try_push(Outbound::Ping);
                     if let Err(e) = state.chat.sessions()
                         .heartbeat(user, &session.conn, session.viewing, session.session_ttl).await {
                         tracing::warn!(error = %e, "session heartbeat failed");
@@ -208,27 +230,49 @@ impl Session {
         Box::pin(teardown(state, session, writer, connection_id, close)).await;
     }
 
-    /// Queues a frame for this connection. A full queue means this client
-    /// is not reading; the hub's slow-reader rule closes it.
-    fn frame(&self, frame: ServerFrame) {
-        if self
-            .queue
-            .try_send(Outbound::frame(encode_frame(&frame)))
-            .is_err()
-        {
-            tracing::debug!("own queue full; dropping a reply");
+    /// Queues a frame for this connection. Every frame is an answer the
+    /// client is owed, so it is never dropped: if it does not fit, this
+    /// client is not reading, and the connection closes as a slow reader
+    /// (4001), which tells the client to reconnect and sync.
+    fn frame(&mut self, frame: ServerFrame) {
+        let queued = self.queue.try_push(Outbound::frame(encode_frame(&frame)));
+        if queued == Err(Refused::Full) {
+            self.slow_reader();
         }
     }
 
-    fn error(&self, reference: Option<String>, code: ErrorCode, message: impl Into<String>) {
+    fn slow_reader(&mut self) {
+        if self.closing.is_none() {
+            tracing::warn!("own answers overflow the outbound queue: closing slow connection");
+            self.state.chat.hub().note_slow_closed();
+            self.closing = Some(close::SLOW_CONSUMER);
+        }
+    }
+
+    /// Queues a catch-up item, waiting while the client reads; false when
+    /// the connection is closing (the client stopped reading, or left).
+    async fn enqueue(&mut self, item: Outbound) -> bool {
+        let patience = self.state.settings.ws.heartbeat_timeout();
+        match self.queue.push(item, patience).await {
+            Ok(()) => true,
+            Err(Refused::Full) => {
+                self.slow_reader();
+                false
+            }
+            Err(Refused::Closed) => false,
+        }
+    }
+
+    fn error(&mut self, reference: Option<String>, code: ErrorCode, message: impl Into<String>) {
         self.frame(ServerFrame::Error {
             reference,
             code,
             message: message.into(),
+            room_id: None,
         });
     }
 
-    fn api_error(&self, reference: Option<String>, error: impl Into<ApiError>) {
+    fn api_error(&mut self, reference: Option<String>, error: impl Into<ApiError>) {
         self.frame(error_frame(reference, error));
     }
 
@@ -258,9 +302,10 @@ impl Session {
             Ok(frame) => frame,
             Err((code, message)) => {
                 let error = ServerFrame::Error {
-                    reference: None,
+                    reference: reference_of(text),
                     code,
                     message,
+                    room_id: None,
                 };
                 // Behind pending sends' replies, to keep replies in order.
                 return match in_flight {
@@ -380,12 +425,12 @@ impl Session {
                     Err(e) => self.api_error(reference, e),
                 }
             }
-            ClientFrame::Typing { room_id } => {
+            ClientFrame::Typing { reference, room_id } => {
                 if let Err(e) = chat.typing(user, room_id).await {
-                    self.api_error(None, e);
+                    self.api_error(reference, e);
                 }
             }
-            ClientFrame::View { room_id } => self.view(room_id).await,
+            ClientFrame::View { reference, room_id } => self.view(reference, room_id).await,
             ClientFrame::Sync { reference, rooms } => self.sync(reference, rooms).await,
             ClientFrame::History {
                 reference,
@@ -420,123 +465,149 @@ impl Session {
     }
 
     /// Moves this connection's room view.
-    async fn view(&mut self, room: Option<Uuid>) {
+    async fn view(&mut self, reference: Option<String>, room: Option<Uuid>) {
         let sessions = self.state.chat.sessions().clone();
         if let Some(room) = room
             && let Err(e) = self.state.chat.require_member(self.user, room).await
         {
-            return self.api_error(None, e);
+            return self.api_error(reference, e);
         }
         if self.viewing != room {
             if let Some(previous) = self.viewing.take()
                 && let Err(e) = sessions.leave_room(self.user, previous, &self.conn).await
             {
-                return self.api_error(None, e);
+                return self.api_error(reference, e);
             }
             if let Some(room) = room {
                 if let Err(e) = sessions
                     .enter_room(self.user, room, &self.conn, self.session_ttl)
                     .await
                 {
-                    return self.api_error(None, e);
+                    return self.api_error(reference, e);
                 }
                 self.viewing = Some(room);
             }
         }
         self.frame(ServerFrame::Viewing {
+            reference,
             room_id: self.viewing,
         });
     }
 
     /// Catch-up (see the writer for how replay and live delivery merge).
     async fn sync(&mut self, reference: Option<String>, positions: Vec<SyncPosition>) {
-        let chat = self.state.chat.clone();
-        let max_replay = self.state.settings.ws.max_replay;
-        let mut plan = Vec::new();
+        let mut rooms = Vec::new();
         for position in dedupe(positions) {
             if position.after_seq < 0 {
-                self.error(
+                self.room_error(
                     reference.clone(),
-                    ErrorCode::ValidationFailed,
-                    "after_seq must be 0 or more",
+                    position.room_id,
+                    ApiError::new(ErrorCode::ValidationFailed, "after_seq must be 0 or more"),
                 );
-                continue;
-            }
-            match chat.latest_seq(self.user, position.room_id).await {
-                Ok(latest) => plan.push((position, latest)),
-                Err(e) => self.api_error(reference.clone(), e),
+            } else {
+                rooms.push(position);
             }
         }
-        // Awaited sends: catch-up is paced by this client's own reading.
-        let rooms = plan.iter().map(|(p, _)| p.room_id).collect();
-        if self
-            .queue
-            .send(Outbound::SyncBegin(Box::new(rooms)))
-            .await
-            .is_err()
-        {
+        // Hold these rooms' live messages back *before* reading how far
+        // each room goes. A message committed after that read is then held
+        // and released after the replay; one committed before it is in the
+        // replay. (Read first and hold later, and a message published in
+        // between would be neither: dropped as not yet live, or skipped as
+        // already seen, and never replayed.)
+        let syncing = rooms.iter().map(|p| p.room_id).collect();
+        if !self.enqueue(Outbound::SyncBegin(Box::new(syncing))).await {
             return;
         }
-        for (position, latest) in plan {
+        for position in rooms {
             let room_id = position.room_id;
-            let mut seen_up_to = position.after_seq.min(latest);
-            if latest - position.after_seq > max_replay {
-                let reload = encode_frame(&ServerFrame::Reload {
-                    room_id,
-                    latest_seq: latest,
-                });
-                seen_up_to = latest;
-                if self.queue.send(Outbound::frame(reload)).await.is_err() {
-                    return;
-                }
-            } else {
-                while seen_up_to < latest {
-                    let page = match chat.replay_page(room_id, seen_up_to, REPLAY_PAGE).await {
-                        Ok(page) => page,
-                        Err(e) => {
-                            self.api_error(reference.clone(), e);
-                            break;
-                        }
-                    };
-                    let Some(last) = page.last().map(|m| m.seq) else {
-                        break;
-                    };
-                    for message in &page {
-                        let frame = encode_frame(&ServerFrame::Message {
-                            message: views::message(message),
-                        });
-                        if self
-                            .queue
-                            .send(Outbound::Replay(Arc::new(RoomFrame {
-                                room_id,
-                                seq: message.seq,
-                                frame,
-                            })))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
+            let seen_up_to = match self.state.chat.latest_seq(self.user, room_id).await {
+                Ok(latest) => {
+                    crate::hooks::pause(&self.state.hooks.sync_after_latest).await;
+                    match self.replay(reference.clone(), position, latest).await {
+                        Some(seen) => seen,
+                        None => return,
                     }
-                    seen_up_to = last;
                 }
-            }
-            if self
-                .queue
-                .send(Outbound::SyncEnd(Box::new(SyncEnd {
-                    room_id,
-                    seen_up_to,
-                })))
-                .await
-                .is_err()
-            {
+                Err(e) => {
+                    self.room_error(reference.clone(), room_id, e);
+                    position.after_seq
+                }
+            };
+            let end = Outbound::SyncEnd(Box::new(SyncEnd {
+                room_id,
+                seen_up_to,
+            }));
+            if !self.enqueue(end).await {
                 return;
             }
         }
-        match chat.room_states(self.user).await {
+        match self.state.chat.room_states(self.user).await {
             Ok(rooms) => self.frame(ServerFrame::Synced { reference, rooms }),
             Err(e) => self.api_error(reference, e),
         }
+    }
+
+    /// Replays one room from its sync position up to `latest` (or sends
+    /// `reload`); returns what the client has seen by then, `None` when
+    /// the connection is closing.
+    async fn replay(
+        &mut self,
+        reference: Option<String>,
+        position: SyncPosition,
+        latest: i64,
+    ) -> Option<i64> {
+        let chat = self.state.chat.clone();
+        let room_id = position.room_id;
+        if latest - position.after_seq > self.state.settings.ws.max_replay {
+            let reload = encode_frame(&ServerFrame::Reload {
+                room_id,
+                latest_seq: latest,
+            });
+            return self
+                .enqueue(Outbound::frame(reload))
+                .await
+                .then_some(latest);
+        }
+        // A position beyond the room's end counts as its end.
+        let mut seen_up_to = position.after_seq.min(latest);
+        while seen_up_to < latest {
+            let page = match chat.replay_page(room_id, seen_up_to, REPLAY_PAGE).await {
+                Ok(page) => page,
+                Err(e) => {
+                    self.room_error(reference, room_id, e);
+                    break;
+                }
+            };
+            let Some(last) = page.last().map(|m| m.seq) else {
+                break;
+            };
+            for message in &page {
+                let frame = encode_frame(&ServerFrame::Message {
+                    message: views::message(message),
+                });
+                let replayed = Outbound::Replay(Arc::new(RoomFrame {
+                    room_id,
+                    seq: message.seq,
+                    frame,
+                }));
+                if !self.enqueue(replayed).await {
+                    return None;
+                }
+            }
+            seen_up_to = last;
+        }
+        Some(seen_up_to)
+    }
+
+    /// An error about one room of a frame that names several.
+    fn room_error(&mut self, reference: Option<String>, room_id: Uuid, error: impl Into<ApiError>) {
+        let error = error.into();
+        self.frame(ServerFrame::Error {
+            reference,
+            code: error.code,
+            message: format!("room {room_id}: {}", error.message),
+            room_id: Some(room_id),
+        });
     }
 }
 
@@ -553,15 +624,15 @@ async fn announce(state: &AppState, user: Uuid, online: bool) {
 async fn teardown(
     state: AppState,
     session: Session,
-    writer: tokio::task::JoinHandle<()>,
+    writer: Writer,
     connection_id: Uuid,
     close: Option<u16>,
 ) {
     let user = session.user;
     state.chat.hub().unregister(user, connection_id);
-    if let Some(code) = close {
-        let _ = session.queue.try_send(Outbound::Close(code));
-    }
+    // The close goes to the writer on its own channel, so a full queue
+    // cannot keep the close frame out; what is still queued is dropped.
+    let _ = writer.close.send(close);
     let Session {
         queue,
         viewing,
@@ -569,14 +640,13 @@ async fn teardown(
         ..
     } = session;
     drop(queue);
-    let mut writer = writer;
-    // A slow reader's writer may be stuck on a full socket: give it a
-    // moment to send the close frame, then drop the socket.
-    if tokio::time::timeout(Duration::from_secs(1), &mut writer)
-        .await
-        .is_err()
-    {
-        writer.abort();
+    let mut task = writer.task;
+    // A slow reader's writer may be stuck on a full socket: the close
+    // frame goes out once the client reads what is already on its way.
+    // Past the heartbeat timeout, the socket is dropped.
+    let grace = state.settings.ws.heartbeat_timeout();
+    if tokio::time::timeout(grace, &mut task).await.is_err() {
+        task.abort();
     }
     match state.chat.sessions().disconnect(user, &conn, viewing).await {
         Ok(true) => {
@@ -638,6 +708,27 @@ fn error_frame(reference: Option<String>, error: impl Into<ApiError>) -> ServerF
         reference,
         code: error.code,
         message: error.message,
+        room_id: None,
+    }
+}
+
+/// The `ref` of a frame that could not be handled, when it has a string one.
+fn reference_of(text: &str) -> Option<String> {
+    serde_json::from_str::<FrameRef>(text).ok()?.reference
+}
+
+/// The close code for a failed read: the peer broke the protocol (1002),
+/// sent text that is not UTF-8 (1007) or a frame over the hard limit
+/// (1009). `None` when the socket itself is gone.
+fn close_code_for(error: axum::Error) -> Option<u16> {
+    use tungstenite::error::{CapacityError, Error as WsError};
+    let cause = error.into_inner();
+    match cause.downcast_ref::<WsError>()? {
+        WsError::Capacity(CapacityError::MessageTooLong { .. })
+        | WsError::Capacity(CapacityError::TooManyHeaders) => Some(close::TOO_BIG),
+        WsError::Protocol(_) => Some(close::PROTOCOL_ERROR),
+        WsError::Utf8(_) => Some(close::INVALID_DATA),
+        _ => None,
     }
 }
 

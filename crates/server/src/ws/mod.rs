@@ -7,6 +7,7 @@
 //! teardown on every exit path.
 
 mod connection;
+mod delivered;
 mod writer;
 
 use axum::Router;

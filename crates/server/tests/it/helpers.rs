@@ -1,6 +1,6 @@
 use std::net::SocketAddr;
 
-use iyagi_server::{AppState, Application, Settings};
+use iyagi_server::{AppState, Application, BuildOptions, Settings};
 use reqwest::{Client, Method, Response};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -40,7 +40,18 @@ impl TestApp {
         settings: Settings,
         push: std::sync::Arc<dyn iyagi_chat::PushNotifier>,
     ) -> TestApp {
-        let app = Application::build_with(settings, push)
+        TestApp::spawn_with_options(
+            settings,
+            BuildOptions {
+                push,
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn spawn_with_options(settings: Settings, options: BuildOptions) -> TestApp {
+        let app = Application::build_with(settings, options)
             .await
             .expect("build app");
         let addr = app.local_addr();

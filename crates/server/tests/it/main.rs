@@ -9,6 +9,7 @@ mod ws_client;
 
 mod auth_flow;
 mod bad_input;
+mod catch_up;
 mod cluster;
 mod keys;
 mod oidc;

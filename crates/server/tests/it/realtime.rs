@@ -31,7 +31,7 @@ crate::ws_suite!(realtime:
     pipelined_sends_are_answered_in_order_and_delivered_in_seq_order,
 );
 
-async fn direct_room(app: &TestApp, a: &Tokens, b: &Tokens) -> String {
+pub(crate) async fn direct_room(app: &TestApp, a: &Tokens, b: &Tokens) -> String {
     let response = app
         .call(
             Method::POST,
@@ -603,7 +603,7 @@ pub async fn group_rooms_and_membership_changes(b: Backends) {
 }
 
 /// Collects `message` frames for `room` until `last_seq` has been seen.
-async fn collect_until(client: &mut WsClient, room: &str, last_seq: i64) -> Vec<i64> {
+pub(crate) async fn collect_until(client: &mut WsClient, room: &str, last_seq: i64) -> Vec<i64> {
     let mut seqs = Vec::new();
     while seqs.last().is_none_or(|s| *s < last_seq) {
         let frame = client
@@ -859,7 +859,7 @@ pub async fn bad_input_gets_error_frames_and_writes_nothing(b: Backends) {
 
 pub async fn a_slow_reader_does_not_stall_anyone_else(b: Backends) {
     let mut settings = b.settings();
-    settings.ws.outbound_queue = 16;
+    settings.ws.outbound_queue = 192;
     settings.ws.frames_per_second = 100_000;
     let app = TestApp::spawn_with(settings).await;
     let alice = app.user("alice", "phone").await;
