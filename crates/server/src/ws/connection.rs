@@ -227,7 +227,7 @@ impl Session {
         };
 
         // Teardown, on every exit path.
-        Box::pin(teardown(state, session, writer, connection_id, close)).await;
+        Box::pin(teardown(state, session, stream, writer, connection_id, close)).await;
     }
 
     /// Queues a frame for this connection. Every frame is an answer the
@@ -624,6 +624,7 @@ async fn announce(state: &AppState, user: Uuid, online: bool) {
 async fn teardown(
     state: AppState,
     session: Session,
+    mut stream: SplitStream<WebSocket>,
     writer: Writer,
     connection_id: Uuid,
     close: Option<u16>,
@@ -640,14 +641,6 @@ async fn teardown(
         ..
     } = session;
     drop(queue);
-    let mut task = writer.task;
-    // A slow reader's writer may be stuck on a full socket: the close
-    // frame goes out once the client reads what is already on its way.
-    // Past the heartbeat timeout, the socket is dropped.
-    let grace = state.settings.ws.heartbeat_timeout();
-    if tokio::time::timeout(grace, &mut task).await.is_err() {
-        task.abort();
-    }
     match state.chat.sessions().disconnect(user, &conn, viewing).await {
         Ok(true) => {
             announce(&state, user, false).await;
@@ -656,6 +649,28 @@ async fn teardown(
         Err(e) => {
             tracing::error!(error = %e, "session store unavailable at disconnect; entries will expire")
         }
+    }
+    // The closing handshake: the writer sends the close frame after what
+    // it already handed to the socket (a slow reader's writer waits for the
+    // client to read), while this side reads and discards until the
+    // client's own close frame. Dropping a socket with unread input makes
+    // the kernel reset the connection, and the client would lose the close
+    // frame and the answers before it. Past the heartbeat timeout the
+    // socket is dropped anyway.
+    let mut task = writer.task;
+    let drain = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let handshake = async { futures::join!(drain, &mut task) };
+    if tokio::time::timeout(state.settings.ws.heartbeat_timeout(), handshake)
+        .await
+        .is_err()
+    {
+        task.abort();
     }
     tracing::info!(close_code = close, "disconnected");
     // Last: shutdown waits for this gauge to reach zero before closing storage.

@@ -15,6 +15,7 @@ mod keys;
 mod oidc;
 mod ops;
 mod realtime;
+mod slow_clients;
 
 macro_rules! api_suite {
     ($module:ident: $($case:ident),* $(,)?) => {

@@ -51,6 +51,9 @@ impl WsClient {
                 };
                 let closed = matches!(event, Event::Closed(_));
                 if tx.send(event).is_err() || closed {
+                    // Reading on answers the server's close frame (the
+                    // closing handshake), as every client library does.
+                    while let Some(Ok(_)) = stream.next().await {}
                     return;
                 }
             }
