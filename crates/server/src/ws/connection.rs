@@ -227,7 +227,15 @@ impl Session {
         };
 
         // Teardown, on every exit path.
-        Box::pin(teardown(state, session, stream, writer, connection_id, close)).await;
+        Box::pin(teardown(
+            state,
+            session,
+            stream,
+            writer,
+            connection_id,
+            close,
+        ))
+        .await;
     }
 
     /// Queues a frame for this connection. Every frame is an answer the

@@ -11,6 +11,7 @@ mod auth_flow;
 mod bad_input;
 mod catch_up;
 mod cluster;
+mod frame_refs;
 mod keys;
 mod oidc;
 mod ops;
