@@ -177,7 +177,7 @@ impl AuthService {
         let now = now_ms();
         let session_id = Uuid::now_v7();
         let (refresh_token, refresh_hash) = new_refresh_token();
-        let session = self
+        let recorded = self
             .store
             .record_login(&NewLogin {
                 user_id: user.id,
@@ -190,6 +190,15 @@ impl AuthService {
                 now_ms: now,
             })
             .await?;
+        let session = recorded.session;
+        // The device's earlier session is revoked: its open connections,
+        // on every node, close now (not when their token expires).
+        for session_id in recorded.replaced {
+            self.announce(Revocation::Session {
+                user_id: user.id,
+                session_id,
+            });
+        }
         tracing::info!(user_id = %user.id, device_id = device_id.as_str(), session_id = %session.id, "login");
         self.issue(user.id, session.id, device_id.as_str(), refresh_token)
     }

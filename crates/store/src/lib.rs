@@ -44,7 +44,7 @@ pub trait UserStore: Send + Sync {
 pub trait DeviceStore: Send + Sync {
     /// Records a login atomically: upserts the device, revokes that device's
     /// earlier sessions, creates the new session and its first refresh token.
-    async fn record_login(&self, login: &NewLogin) -> Result<SessionRecord, StoreError>;
+    async fn record_login(&self, login: &NewLogin) -> Result<RecordedLogin, StoreError>;
     /// Exchanges a refresh token for a new one (see [`RotateOutcome`]).
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
     async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;

@@ -63,6 +63,15 @@ pub struct NewLogin {
     pub now_ms: i64,
 }
 
+/// `record_login`'s answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedLogin {
+    pub session: SessionRecord,
+    /// The device's earlier sessions that this login revoked (their open
+    /// connections must close).
+    pub replaced: Vec<Uuid>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Rotation {
     pub presented_hash: Vec<u8>,

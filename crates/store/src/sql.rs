@@ -315,7 +315,7 @@ macro_rules! impl_storage {
 
         #[async_trait]
         impl DeviceStore for $store {
-            async fn record_login(&self, login: &NewLogin) -> Result<SessionRecord, StoreError> {
+            async fn record_login(&self, login: &NewLogin) -> Result<RecordedLogin, StoreError> {
                 let mut tx = self.begin_write().await?;
                 sqlx::query(
                     "INSERT INTO devices (user_id, device_id, platform, display_name, created_at_ms, last_seen_at_ms) \
@@ -332,14 +332,14 @@ macro_rules! impl_storage {
                 .execute(&mut *tx)
                 .await?;
                 // One live session per device: a new login replaces the old one.
-                sqlx::query(
+                let replaced: Vec<(Uuid,)> = sqlx::query_as(
                     "UPDATE device_sessions SET revoked_at_ms = $3, revoke_reason = 'replaced_by_login' \
-                     WHERE user_id = $1 AND device_id = $2 AND revoked_at_ms IS NULL",
+                     WHERE user_id = $1 AND device_id = $2 AND revoked_at_ms IS NULL RETURNING id",
                 )
                 .bind(login.user_id)
                 .bind(&login.device_id)
                 .bind(login.now_ms)
-                .execute(&mut *tx)
+                .fetch_all(&mut *tx)
                 .await?;
                 sqlx::query(
                     "INSERT INTO device_sessions (id, user_id, device_id, created_at_ms) VALUES ($1, $2, $3, $4)",
@@ -361,14 +361,15 @@ macro_rules! impl_storage {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
-                Ok(SessionRecord {
+                let session = SessionRecord {
                     id: login.session_id,
                     user_id: login.user_id,
                     device_id: login.device_id.clone(),
                     created_at_ms: login.now_ms,
                     revoked_at_ms: None,
                     revoke_reason: None,
-                })
+                };
+                Ok(RecordedLogin { session, replaced: replaced.into_iter().map(|(id,)| id).collect() })
             }
 
             async fn rotate_refresh_token(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError> {

@@ -147,6 +147,14 @@ async fn two_nodes_share_rooms_presence_revocations_and_catch_up() {
         .await;
     assert_eq!(got["message"]["id"], after["id"]);
 
+    // Logging in again on the same device through node A replaces the
+    // session: the old one's connection on node B closes.
+    let carol_again = node_a.login("carol", "correct horse", "phone").await;
+    let mut carol_on_a = WsClient::connect_live(&node_a, &carol_again).await;
+    assert_eq!(carol_ws.expect_closed().await, Some(4002));
+    carol_on_a.send(json!({"type": "sync", "ref": "c"})).await;
+    assert_eq!(carol_on_a.expect_type("synced").await["ref"], "c");
+
     // Logging out through node B closes alice's connection on node A.
     assert_eq!(
         node_b

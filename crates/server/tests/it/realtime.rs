@@ -1038,6 +1038,20 @@ pub async fn revoking_a_session_closes_its_connection(b: Backends) {
     // A revoked token cannot open a new connection either.
     let refused = tokio_tungstenite::connect_async(app.ws_url(&phone.access)).await;
     assert!(refused.is_err(), "upgrade refused with 401");
+
+    // Logging in again with the same device id replaces that device's
+    // session: the connection opened with the old one closes too.
+    let tablet = app.user("alice", "tablet").await;
+    let mut tablet_ws = WsClient::connect_live(&app, &tablet).await;
+    let tablet_again = app.login("alice", "correct horse", "tablet").await;
+    assert_eq!(tablet_ws.expect_closed().await, Some(4002));
+    let refused = tokio_tungstenite::connect_async(app.ws_url(&tablet.access)).await;
+    assert!(refused.is_err(), "the replaced token opens nothing");
+    let mut replacement = WsClient::connect_live(&app, &tablet_again).await;
+    replacement
+        .send(json!({"type": "sync", "ref": "new"}))
+        .await;
+    assert_eq!(replacement.expect_type("synced").await["ref"], "new");
     app.stop().await;
     // Shutdown closes the rest with 1001 (going away).
     assert_eq!(laptop_ws.expect_closed().await, Some(1001));

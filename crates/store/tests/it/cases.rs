@@ -110,7 +110,8 @@ pub async fn login_creates_device_and_session_and_relogin_replaces_it(store: Arc
     let first = store
         .record_login(&login(u.id, "phone", b"t1"))
         .await
-        .unwrap();
+        .unwrap()
+        .session;
     assert!(store.session(first.id).await.unwrap().unwrap().is_active());
     let devices = store.devices(u.id).await.unwrap();
     assert_eq!(devices.len(), 1);
@@ -120,7 +121,13 @@ pub async fn login_creates_device_and_session_and_relogin_replaces_it(store: Arc
     let mut again = login(u.id, "phone", b"t2");
     again.platform = "android".to_owned();
     again.now_ms = NOW + 5;
-    let second = store.record_login(&again).await.unwrap();
+    let recorded = store.record_login(&again).await.unwrap();
+    assert_eq!(
+        recorded.replaced,
+        vec![first.id],
+        "the login names what it replaced"
+    );
+    let second = recorded.session;
     let old = store.session(first.id).await.unwrap().unwrap();
     assert_eq!(old.revoke_reason.as_deref(), Some("replaced_by_login"));
     assert!(store.session(second.id).await.unwrap().unwrap().is_active());
@@ -138,7 +145,11 @@ pub async fn login_creates_device_and_session_and_relogin_replaces_it(store: Arc
 
 pub async fn refresh_rotation_and_reuse_revokes_the_family(store: Arc<dyn Storage>) {
     let u = user(&store, "rot_user").await;
-    let session = store.record_login(&login(u.id, "web", b"a")).await.unwrap();
+    let session = store
+        .record_login(&login(u.id, "web", b"a"))
+        .await
+        .unwrap()
+        .session;
     match store
         .rotate_refresh_token(&rotation(b"a", b"b", NOW + 1))
         .await
@@ -197,7 +208,8 @@ pub async fn expired_refresh_token_is_invalid_and_not_consumed(store: Arc<dyn St
     let session = store
         .record_login(&login(u.id, "web", b"old"))
         .await
-        .unwrap();
+        .unwrap()
+        .session;
     let late = NOW + 60_001;
     assert_eq!(
         store
@@ -226,9 +238,21 @@ pub async fn expired_refresh_token_is_invalid_and_not_consumed(store: Arc<dyn St
 
 pub async fn revoking_sessions_one_and_all(store: Arc<dyn Storage>) {
     let u = user(&store, "rev_user").await;
-    let a = store.record_login(&login(u.id, "a", b"ta")).await.unwrap();
-    let b = store.record_login(&login(u.id, "b", b"tb")).await.unwrap();
-    let c = store.record_login(&login(u.id, "c", b"tc")).await.unwrap();
+    let a = store
+        .record_login(&login(u.id, "a", b"ta"))
+        .await
+        .unwrap()
+        .session;
+    let b = store
+        .record_login(&login(u.id, "b", b"tb"))
+        .await
+        .unwrap()
+        .session;
+    let c = store
+        .record_login(&login(u.id, "c", b"tc"))
+        .await
+        .unwrap()
+        .session;
     assert!(store.revoke_session(a.id, "logout", NOW).await.unwrap());
     assert!(
         !store.revoke_session(a.id, "logout", NOW).await.unwrap(),
@@ -262,11 +286,13 @@ pub async fn removing_a_device_revokes_its_sessions(store: Arc<dyn Storage>) {
     let phone = store
         .record_login(&login(u.id, "phone", b"p"))
         .await
-        .unwrap();
+        .unwrap()
+        .session;
     let laptop = store
         .record_login(&login(u.id, "laptop", b"l"))
         .await
-        .unwrap();
+        .unwrap()
+        .session;
     assert_eq!(
         store.remove_device(u.id, "phone", NOW).await.unwrap(),
         Some(vec![phone.id])
