@@ -17,7 +17,7 @@ use iyagi_protocol::ws::{RoomState, ServerFrame};
 use iyagi_session::SessionStore;
 use iyagi_store::{
     Appended, MemberRecord, MembershipChange, MessageRecord, NewMessage, NewRoom, OnCommit,
-    PendingAppend, ReadEffect, RoomListEntry, RoomRecord, Storage,
+    PendingAppend, ReadEffect, RoomListEntry, RoomRecord, Storage, StoreError,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -385,11 +385,6 @@ impl ChatService {
         if self.store.user_by_id(user).await?.is_none() {
             return Err(ChatError::NotFound("no such user"));
         }
-        if self.store.members(room).await?.len() >= GROUP_MAX_MEMBERS {
-            return Err(ChatError::Validation(format!(
-                "a group has at most {GROUP_MAX_MEMBERS} members"
-            )));
-        }
         let _guard = self.lock_room_settled(room).await?;
         let message = self
             .store
@@ -397,6 +392,7 @@ impl ChatService {
                 room_id: room,
                 user_id: user,
                 add_as: Some("member".to_owned()),
+                max_members: Some(GROUP_MAX_MEMBERS as u32),
                 promote: None,
                 message: self.system_message(
                     room,
@@ -405,7 +401,13 @@ impl ChatService {
                     json!({"user_id": user, "by": me}),
                 ),
             })
-            .await?;
+            .await
+            .map_err(|e| match e {
+                StoreError::LimitReached => ChatError::Validation(format!(
+                    "a group has at most {GROUP_MAX_MEMBERS} members"
+                )),
+                other => other.into(),
+            })?;
         if let Some(message) = &message {
             self.forget_members(room);
             let members = self.cached_members(room).await?;
@@ -446,6 +448,7 @@ impl ChatService {
                 room_id: room,
                 user_id: user,
                 add_as: None,
+                max_members: None,
                 promote,
                 message: self.system_message(
                     room,

@@ -8,6 +8,9 @@ pub enum StoreError {
     /// A row the operation depends on does not exist.
     #[error("not found")]
     NotFound,
+    /// A limit the caller set (e.g. a room's member count) would be exceeded.
+    #[error("limit reached")]
+    LimitReached,
     /// A batched write failed as a whole; nothing of it was stored.
     #[error("write failed: {0}")]
     WriteFailed(String),

@@ -234,6 +234,10 @@ pub struct MembershipChange {
     pub user_id: Uuid,
     /// `Some(role)` adds the user; `None` removes them.
     pub add_as: Option<String>,
+    /// An add fails with [`StoreError::LimitReached`](crate::StoreError)
+    /// when the room already has this many members, checked inside the
+    /// transaction that adds (concurrent adds cannot overshoot it).
+    pub max_members: Option<u32>,
     /// A member to make owner in the same transaction (the owner left).
     pub promote: Option<Uuid>,
     pub message: NewMessage,

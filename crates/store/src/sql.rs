@@ -651,8 +651,33 @@ macro_rules! impl_storage {
 
             async fn change_membership(&self, change: &MembershipChange) -> Result<Option<MessageRecord>, StoreError> {
                 let mut tx = self.begin_write().await?;
+                // Lock the room row first (SQLite's write transaction
+                // already excludes other writers; on PostgreSQL this row
+                // lock serialises changes to one room), so the member count
+                // read below cannot change before this transaction commits.
+                let locked = sqlx::query("UPDATE chat_rooms SET last_seq = last_seq WHERE id = $1")
+                    .bind(change.room_id)
+                    .execute(&mut *tx)
+                    .await?;
+                if locked.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
                 let changed = match &change.add_as {
                     Some(role) => {
+                        if let Some(max) = change.max_members {
+                            let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM room_members WHERE room_id = $1")
+                                .bind(change.room_id)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            let already: Option<(Uuid,)> = sqlx::query_as("SELECT user_id FROM room_members WHERE room_id = $1 AND user_id = $2")
+                                .bind(change.room_id)
+                                .bind(change.user_id)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                            if already.is_none() && count >= i64::from(max) {
+                                return Err(StoreError::LimitReached);
+                            }
+                        }
                         match insert_member(&mut tx, change.room_id, change.user_id, role, change.message.created_at_ms).await {
                             Ok(()) => true,
                             Err(StoreError::Conflict) => false,
@@ -680,6 +705,19 @@ macro_rules! impl_storage {
                         .await?;
                 }
                 let message = append_in_tx(&mut tx, &change.message).await?;
+                if change.add_as.is_some() {
+                    // A new member has read nothing yet and has nothing
+                    // unread: their read position starts at their join.
+                    sqlx::query(
+                        "UPDATE room_members SET read_seq = $3, read_count = $4 WHERE room_id = $1 AND user_id = $2",
+                    )
+                    .bind(change.room_id)
+                    .bind(change.user_id)
+                    .bind(message.seq)
+                    .bind(message.content_ordinal)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(Some(message))
             }

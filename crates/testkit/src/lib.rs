@@ -89,8 +89,13 @@ impl TestDb {
 
     /// Opens the store (running migrations), with a small pool.
     pub async fn open(&self) -> Arc<dyn Storage> {
+        self.open_with_connections(4).await
+    }
+
+    /// Opens the store with a pool of `max_connections`.
+    pub async fn open_with_connections(&self, max_connections: u32) -> Arc<dyn Storage> {
         let options = StoreOptions {
-            max_connections: 4,
+            max_connections,
             ..StoreOptions::default()
         };
         iyagi_store::open(&self.url, &options)

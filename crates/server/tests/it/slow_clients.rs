@@ -138,30 +138,39 @@ async fn pipelined_requests_get_an_answer_each_or_a_close() {
     let room = direct_room(&app, &alice, &bob).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let pad = "p".repeat(15 * 1024);
-    for i in 0..2 {
+    for i in 0..8 {
         a.send(json!({"type": "send", "ref": format!("s{i}"), "room_id": room, "client_msg_id": format!("s{i}"),
                       "kind": "text", "content": {"text": "big", "pad": pad}}))
             .await;
         a.expect_type("ack").await;
     }
-    // 400 requests of ~30 KiB answers each, pipelined without reading.
+    // 400 requests of ~120 KiB answers each, pipelined without reading.
     let mut ws = connect_with_small_buffer(&app, &alice.access).await;
     for i in 0..400 {
         ws.send(Message::Text(
-            json!({"type": "history", "ref": format!("h{i}"), "room_id": room, "limit": 2})
+            json!({"type": "history", "ref": format!("h{i}"), "room_id": room, "limit": 8})
                 .to_string()
                 .into(),
         ))
         .await
         .unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Read only once the server has given up on this connection.
+    let hub = app.state.chat.hub().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while hub.slow_closed_total() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never closed as slow"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (answers, code) = read_to_close_or_quiet(&mut ws).await;
     let in_order: Vec<String> = (0..answers.len()).map(|i| format!("h{i}")).collect();
     assert_eq!(answers, in_order, "answers in order, none skipped");
     assert!(
         answers.len() < 400,
-        "400 answers of 30 KiB cannot all fit 256 queued frames and the socket buffers"
+        "400 answers of 120 KiB cannot all fit 256 queued frames and the socket buffers"
     );
     assert_eq!(
         code,

@@ -977,6 +977,7 @@ pub async fn membership_changes_are_atomic_with_their_system_message(store: Arc<
         room_id: room.id,
         user_id,
         add_as: add_as.map(str::to_owned),
+        max_members: None,
         promote,
         message: system_message(
             room.id,
@@ -1038,4 +1039,103 @@ pub async fn membership_changes_are_atomic_with_their_system_message(store: Arc<
             .unwrap(),
         None
     );
+}
+
+/// A group of one owner and `n` users who are not members yet.
+pub async fn a_group_and_joiners(store: &Arc<dyn Storage>, n: usize) -> (RoomRecord, Vec<Uuid>) {
+    let owner = user(store, "lim_owner").await;
+    let room = group_room(store, &[owner.id]).await;
+    let mut joiners = Vec::new();
+    for i in 0..n {
+        joiners.push(user(store, &format!("lim_joiner_{i}")).await.id);
+    }
+    (room, joiners)
+}
+
+/// Adds `user` to `room` unless it has `max` members.
+pub fn add_change(room: &RoomRecord, user: Uuid, max: u32) -> MembershipChange {
+    MembershipChange {
+        room_id: room.id,
+        user_id: user,
+        add_as: Some("member".to_owned()),
+        max_members: Some(max),
+        promote: None,
+        message: system_message(room.id, user, "member_joined"),
+    }
+}
+
+pub async fn concurrent_adds_never_exceed_the_member_limit(store: Arc<dyn Storage>) {
+    let (room, joiners) = a_group_and_joiners(&store, 16).await;
+    // Room for 5 more than the owner; 16 try at once.
+    let adds: Vec<_> = joiners
+        .iter()
+        .map(|joiner| {
+            let store = store.clone();
+            let change = add_change(&room, *joiner, 6);
+            tokio::spawn(async move { store.change_membership(&change).await })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for add in adds {
+        results.push(add.await.unwrap());
+    }
+    let added = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::LimitReached)))
+        .count();
+    assert_eq!((added, refused), (5, 11), "{results:?}");
+    assert_eq!(store.members(room.id).await.unwrap().len(), 6);
+    let room_now = store.room(room.id).await.unwrap().unwrap();
+    assert_eq!(
+        room_now.last_seq, 6,
+        "one system message per add, none for a refusal"
+    );
+    // Adding someone already in a full room is a no-op, not a refusal.
+    let member = store.members(room.id).await.unwrap()[0].user_id;
+    assert_eq!(
+        store
+            .change_membership(&add_change(&room, member, 6))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn a_new_member_starts_with_nothing_unread(store: Arc<dyn Storage>) {
+    let owner = user(&store, "ru_owner").await;
+    let joiner = user(&store, "ru_joiner").await;
+    let room = group_room(&store, &[owner.id]).await;
+    for i in 0..3 {
+        let mut message = system_message(room.id, owner.id, "text");
+        message.is_content = true;
+        message.client_msg_id = format!("t{i}");
+        message.device_id = "phone".to_owned();
+        store.append_message(&message).await.unwrap();
+    }
+    let joined = store
+        .change_membership(&MembershipChange {
+            room_id: room.id,
+            user_id: joiner.id,
+            add_as: Some("member".to_owned()),
+            max_members: None,
+            promote: None,
+            message: system_message(room.id, owner.id, "member_joined"),
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    let member = store.member(room.id, joiner.id).await.unwrap().unwrap();
+    assert_eq!(
+        (member.read_seq, member.read_count),
+        (joined.seq, 3),
+        "read position at the join"
+    );
+    let entry = store
+        .rooms_for_user(joiner.id, None, 10)
+        .await
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(entry.room.content_count - entry.read_count, 0);
 }

@@ -47,6 +47,8 @@ storage_suite!(
     room_lists_order_by_activity_with_peers_and_last_messages,
     contacts_are_direct_peers_and_members_of_groups_up_to_the_limit,
     membership_changes_are_atomic_with_their_system_message,
+    concurrent_adds_never_exceed_the_member_limit,
+    a_new_member_starts_with_nothing_unread,
 );
 
 #[tokio::test]
@@ -62,5 +64,46 @@ async fn postgres_reopening_applies_no_migration_twice_and_keeps_data() {
         return;
     };
     cases::reopening_applies_no_migration_twice_and_keeps_data(&db).await;
+    db.cleanup().await;
+}
+
+/// The member limit holds on PostgreSQL even when every add reaches the
+/// database at the same moment: the test holds the room's row lock while
+/// 16 adds start, so each of them has begun before any can finish. (An add
+/// that counted members before taking the room's lock would count 5 in
+/// all 16 transactions and let them all in.)
+#[tokio::test]
+async fn postgres_concurrent_adds_held_at_the_room_lock_keep_the_limit() {
+    use sqlx::Connection;
+    let Some(db) = iyagi_testkit::TestDb::postgres().await else {
+        return;
+    };
+    let store = db.open_with_connections(20).await;
+    let (room, joiners) = cases::a_group_and_joiners(&store, 16).await;
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut hold = holder.begin().await.unwrap();
+    sqlx::query("SELECT id FROM chat_rooms WHERE id = $1 FOR UPDATE")
+        .bind(room.id)
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let adds: Vec<_> = joiners
+        .iter()
+        .map(|joiner| {
+            let store = store.clone();
+            let change = cases::add_change(&room, *joiner, 6);
+            tokio::spawn(async move { store.change_membership(&change).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    hold.commit().await.unwrap();
+    let mut added = 0;
+    for add in adds {
+        if let Ok(Some(_)) = add.await.unwrap() {
+            added += 1;
+        }
+    }
+    assert_eq!(added, 5, "room for 5 more than the owner");
+    assert_eq!(store.members(room.id).await.unwrap().len(), 6);
     db.cleanup().await;
 }
