@@ -275,6 +275,11 @@ impl AuthService {
         }
     }
 
+    /// Of the given device sessions, those still live (not revoked).
+    pub async fn live_sessions(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, AuthError> {
+        Ok(self.store.live_sessions(ids).await?)
+    }
+
     pub async fn user(&self, id: Uuid) -> Result<UserRecord, AuthError> {
         self.store
             .user_by_id(id)

@@ -206,6 +206,19 @@ impl Hub {
         closed
     }
 
+    /// The (user, device session) of every connection opened with one of
+    /// iyagi's own tokens.
+    pub fn sessions(&self) -> Vec<(Uuid, Uuid)> {
+        let map = self.users.read().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .flat_map(|(user, entries)| {
+                entries
+                    .iter()
+                    .filter_map(move |e| e.session_id.map(|s| (*user, s)))
+            })
+            .collect()
+    }
+
     /// Asks every connection to close (server shutdown).
     pub fn close_all(&self, code: u16) {
         let map = self.users.read().unwrap_or_else(|p| p.into_inner());

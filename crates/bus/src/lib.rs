@@ -48,7 +48,29 @@ impl Delivery {
     }
 }
 
+/// Whether this node may have missed events from other nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusState {
+    /// False while the bus is disconnected: events of other nodes (member
+    /// changes, session closes) may be going missing right now.
+    pub connected: bool,
+    /// Bumped whenever events may have been lost (a disconnect, a
+    /// reconnect, a subscriber that fell behind). Whoever caches what
+    /// events keep fresh drops its caches when this changes.
+    pub epoch: u64,
+}
+
+impl BusState {
+    /// A bus that cannot lose events (one node).
+    pub const RELIABLE: BusState = BusState {
+        connected: true,
+        epoch: 0,
+    };
+}
+
 pub trait Bus: Send + Sync {
+    /// Whether events may have been lost, now and since when (see [`BusState`]).
+    fn state(&self) -> tokio::sync::watch::Receiver<BusState>;
     /// This node's connections.
     fn hub(&self) -> &Arc<Hub>;
     /// Tells every node (this one included) that a room's membership changed,
@@ -68,6 +90,7 @@ pub trait Bus: Send + Sync {
 pub struct LocalBus {
     hub: Arc<Hub>,
     changes: tokio::sync::broadcast::Sender<Uuid>,
+    state: tokio::sync::watch::Sender<BusState>,
 }
 
 impl LocalBus {
@@ -75,11 +98,16 @@ impl LocalBus {
         LocalBus {
             hub,
             changes: tokio::sync::broadcast::channel(1024).0,
+            state: tokio::sync::watch::channel(BusState::RELIABLE).0,
         }
     }
 }
 
 impl Bus for LocalBus {
+    fn state(&self) -> tokio::sync::watch::Receiver<BusState> {
+        self.state.subscribe()
+    }
+
     fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }

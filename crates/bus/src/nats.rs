@@ -20,7 +20,7 @@ use thiserror::Error;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::{Bus, Delivery, Hub};
+use crate::{Bus, BusState, Delivery, Hub};
 
 #[derive(Debug, Error)]
 pub enum NatsBusError {
@@ -70,11 +70,35 @@ impl Header {
 /// nodes is shed (they catch up from storage on `sync`).
 const PUBLISH_QUEUE: usize = 65_536;
 
+/// How often the client pings the NATS server.
+const PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct NatsBus {
     hub: Arc<Hub>,
     changes: tokio::sync::broadcast::Sender<Uuid>,
     node: Uuid,
     outgoing: mpsc::Sender<Bytes>,
+    state: tokio::sync::watch::Sender<BusState>,
+}
+
+/// Records what a connection event means for events in flight: while
+/// disconnected, other nodes' events are missed (and ours may not reach
+/// them); a reconnect or a subscription that fell behind means some may be
+/// gone for good.
+fn note_event(state: &tokio::sync::watch::Sender<BusState>, event: &async_nats::Event) {
+    let connected = match event {
+        async_nats::Event::Connected => Some(true),
+        async_nats::Event::Disconnected | async_nats::Event::Closed => Some(false),
+        async_nats::Event::SlowConsumer(_) => None,
+        _ => return,
+    };
+    tracing::warn!(%event, "NATS connection event: events may have been lost");
+    state.send_modify(|s| {
+        if let Some(connected) = connected {
+            s.connected = connected;
+        }
+        s.epoch += 1;
+    });
 }
 
 impl NatsBus {
@@ -84,7 +108,17 @@ impl NatsBus {
         subject_prefix: &str,
         hub: Arc<Hub>,
     ) -> Result<NatsBus, NatsBusError> {
-        let client = async_nats::connect(url).await?;
+        let (state_tx, _) = tokio::sync::watch::channel(BusState::RELIABLE);
+        let state = state_tx.clone();
+        let options = async_nats::ConnectOptions::new()
+            // A server that vanished without closing the connection is
+            // noticed after two unanswered pings, not the default minutes.
+            .ping_interval(PING_INTERVAL)
+            .event_callback(move |event| {
+                note_event(&state, &event);
+                async {}
+            });
+        let client = options.connect(url).await?;
         let subject = format!("{subject_prefix}.fanout");
         let mut subscription = client.subscribe(subject.clone()).await?;
         let node = Uuid::now_v7();
@@ -115,6 +149,7 @@ impl NatsBus {
             changes,
             node,
             outgoing,
+            state: state_tx,
         })
     }
 
@@ -188,6 +223,10 @@ fn deliver_remote(
 }
 
 impl Bus for NatsBus {
+    fn state(&self) -> tokio::sync::watch::Receiver<BusState> {
+        self.state.subscribe()
+    }
+
     fn hub(&self) -> &Arc<Hub> {
         &self.hub
     }

@@ -6,6 +6,7 @@
 //! push notification ([`push`]). It knows nothing of sockets or HTTP.
 
 mod error;
+mod members_cache;
 pub mod push;
 mod service;
 mod validate;
@@ -13,7 +14,7 @@ pub mod views;
 
 pub use error::ChatError;
 pub use iyagi_bus::{
-    Bus, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound, RoomFrame, SyncEnd,
+    Bus, BusState, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound, RoomFrame, SyncEnd,
 };
 pub use push::{LogNotifier, PushNotification, PushNotifier, RecordingNotifier, to_notify};
 pub use service::{ChatLimits, ChatService, Membership, PendingSend, ReadOutcome, encode_frame};

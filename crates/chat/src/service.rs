@@ -6,7 +6,6 @@
 //!   others; anyone may leave. When the owner leaves, the longest-standing
 //!   remaining member becomes owner.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use iyagi_protocol::chat::{
@@ -22,6 +21,7 @@ use iyagi_store::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::members_cache::MembersCache;
 use crate::push::{PushNotification, PushNotifier, to_notify};
 use crate::{ChatError, validate, views};
 use iyagi_bus::{Bus, Delivery, Hub};
@@ -43,6 +43,9 @@ pub struct ChatLimits {
     /// Presence changes are pushed to direct peers and to members of groups
     /// of at most this many members; larger groups ask (`presence` frame).
     pub presence_max_group_members: u32,
+    /// A room's cached member list is read again after this long, so an
+    /// invalidation lost on the bus leaves it stale for no longer.
+    pub members_cache_ttl: std::time::Duration,
 }
 
 impl Default for ChatLimits {
@@ -50,6 +53,7 @@ impl Default for ChatLimits {
         ChatLimits {
             max_replay: 1000,
             presence_max_group_members: 100,
+            members_cache_ttl: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -81,14 +85,9 @@ pub struct ChatService {
     /// runtime's context).
     runtime: tokio::runtime::Handle,
     room_locks: Vec<tokio::sync::Mutex<()>>,
-    /// Member ids per room, so a send reads no database. Dropped on every
-    /// membership change, on any node (through the bus). std Mutex: never
-    /// held across an await.
-    members_cache: Arc<std::sync::Mutex<HashMap<Uuid, Arc<Vec<Uuid>>>>>,
+    /// Member ids per room (see [`MembersCache`] for what keeps it fresh).
+    members_cache: Arc<MembersCache>,
 }
-
-/// Rooms whose members are cached at most; past it the cache starts over.
-const MEMBERS_CACHE_MAX: usize = 100_000;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -113,27 +112,7 @@ impl ChatService {
         let room_locks = (0..ROOM_LOCK_STRIPES)
             .map(|_| tokio::sync::Mutex::new(()))
             .collect();
-        let members_cache: Arc<std::sync::Mutex<HashMap<Uuid, Arc<Vec<Uuid>>>>> = Arc::default();
-        let mut changes = bus.room_changes();
-        let cache = Arc::downgrade(&members_cache);
-        tokio::spawn(async move {
-            loop {
-                let room = match changes.recv().await {
-                    Ok(room) => Some(room),
-                    // Missed some: forget everything rather than keep a stale entry.
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => None,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                };
-                let Some(cache) = cache.upgrade() else { return };
-                let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-                match room {
-                    Some(room) => {
-                        cache.remove(&room);
-                    }
-                    None => cache.clear(),
-                }
-            }
-        });
+        let members_cache = MembersCache::new(bus.as_ref(), limits.members_cache_ttl);
         ChatService {
             store,
             sessions,
@@ -255,14 +234,10 @@ impl ChatService {
 
     /// The room's member ids, from the cache or the store.
     async fn cached_members(&self, room: Uuid) -> Result<Arc<Vec<Uuid>>, ChatError> {
-        if let Some(members) = self
-            .members_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&room)
-        {
-            return Ok(members.clone());
+        if let Some(members) = self.members_cache.get(room) {
+            return Ok(members);
         }
+        let fetched = std::time::Instant::now();
         let members: Arc<Vec<Uuid>> = Arc::new(
             self.store
                 .members(room)
@@ -271,19 +246,12 @@ impl ChatService {
                 .map(|m| m.user_id)
                 .collect(),
         );
-        let mut cache = self.members_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= MEMBERS_CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(room, members.clone());
+        self.members_cache.put(room, members.clone(), fetched);
         Ok(members)
     }
 
     fn forget_members(&self, room: Uuid) {
-        self.members_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&room);
+        self.members_cache.forget(room);
         self.bus.room_changed(room);
     }
 
@@ -554,10 +522,7 @@ impl ChatService {
         let mut members = self.cached_members(room).await?;
         if !members.contains(&me) {
             // Maybe added on another node a moment ago: ask the store.
-            self.members_cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&room);
+            self.members_cache.forget(room);
             members = self.cached_members(room).await?;
             if !members.contains(&me) {
                 return Err(ChatError::NotAMember);

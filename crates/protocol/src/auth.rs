@@ -134,3 +134,29 @@ pub struct HealthStatus {
     /// `ok` or `unavailable`.
     pub status: String,
 }
+
+/// `GET /readyz`: every backend this node depends on, checked now.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Readiness {
+    /// `ok` when every check passed, else `unavailable`.
+    pub status: String,
+    /// With 503: `unavailable`, as in every error body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<crate::ErrorCode>,
+    /// With 503: which backends failed, for humans.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    pub checks: Vec<ReadinessCheck>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReadinessCheck {
+    /// `storage`, `sessions` or `bus`.
+    pub name: String,
+    /// What implements it here: `sqlite`, `postgres`, `memory`, `redis`, `local`, `nats`.
+    pub backend: String,
+    pub ok: bool,
+    /// Why it failed (absent when `ok`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}

@@ -11,6 +11,7 @@ mod extract;
 pub mod hooks;
 mod metrics;
 mod openapi;
+mod revocations;
 mod routes;
 pub mod settings;
 mod startup;

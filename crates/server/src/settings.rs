@@ -43,6 +43,17 @@ pub struct BusSettings {
     pub nats_url: String,
     /// Nodes sharing this prefix form one cluster.
     pub subject_prefix: String,
+    /// A room's cached member list is read from the database again after
+    /// this long, so a membership change whose bus event was lost takes
+    /// effect on other nodes within it.
+    pub member_cache_ttl_ms: u64,
+    /// Every node re-checks the device sessions of its open connections
+    /// this often, so a sign-out whose bus event was lost closes its
+    /// connections within it.
+    pub session_recheck_secs: u64,
+    /// While the bus is disconnected: the re-check runs this often, and no
+    /// member list is cached at all.
+    pub outage_recheck_ms: u64,
 }
 
 impl Default for BusSettings {
@@ -51,6 +62,9 @@ impl Default for BusSettings {
             kind: BusBackend::Local,
             nats_url: "nats://127.0.0.1:4222".to_owned(),
             subject_prefix: "iyagi".to_owned(),
+            member_cache_ttl_ms: 10_000,
+            session_recheck_secs: 60,
+            outage_recheck_ms: 2_000,
         }
     }
 }
@@ -147,6 +161,9 @@ pub struct SessionSettings {
     pub redis_url: String,
     /// Prefix of every Redis key, so several deployments can share a server.
     pub redis_prefix: String,
+    /// A Redis command (or reconnection) taking longer fails: while Redis
+    /// is down, presence queries fail fast and connections open without it.
+    pub redis_timeout_ms: u64,
 }
 
 impl Default for SessionSettings {
@@ -155,6 +172,7 @@ impl Default for SessionSettings {
             store: SessionBackend::Memory,
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             redis_prefix: "iyagi".to_owned(),
+            redis_timeout_ms: 1000,
         }
     }
 }

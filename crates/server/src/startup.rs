@@ -9,7 +9,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
 use axum::serve::ListenerExt as _;
 use axum::{Router, middleware};
-use iyagi_auth::{AuthError, AuthService, Revocation};
+use iyagi_auth::{AuthError, AuthService};
 use iyagi_bus::{Bus, Hub, LocalBus, NatsBus, NatsBusError, NodeBudget};
 use iyagi_chat::{ChatLimits, ChatService, LogNotifier, PushNotifier};
 use iyagi_protocol::ErrorCode;
@@ -24,6 +24,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::hooks::TestHooks;
 use crate::metrics::{self, Metrics};
+use crate::revocations;
 use crate::routes;
 use crate::settings::{BusBackend, SessionBackend, Settings};
 use crate::state::AppState;
@@ -94,9 +95,10 @@ impl Application {
         let sessions: Arc<dyn SessionStore> = match settings.session.store {
             SessionBackend::Memory => Arc::new(MemorySessionStore::new()),
             SessionBackend::Redis => Arc::new(
-                RedisSessionStore::connect(
+                RedisSessionStore::connect_with_timeout(
                     &settings.session.redis_url,
                     &settings.session.redis_prefix,
+                    Duration::from_millis(settings.session.redis_timeout_ms),
                 )
                 .await?,
             ),
@@ -119,6 +121,7 @@ impl Application {
             ChatLimits {
                 max_replay: settings.ws.max_replay,
                 presence_max_group_members: settings.ws.presence_max_group_members,
+                members_cache_ttl: Duration::from_millis(settings.bus.member_cache_ttl_ms),
             },
         ));
         let (stop, shutdown) = tokio::sync::watch::channel(false);
@@ -172,7 +175,8 @@ impl Application {
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
 
         let pruner = tokio::spawn(prune_limiters(state.clone()));
-        let revoker = tokio::spawn(close_revoked_connections(state.clone()));
+        let revoker = tokio::spawn(revocations::close_revoked_connections(state.clone()));
+        let sweeper = tokio::spawn(revocations::recheck_open_sessions(state.clone()));
         let mut serve_stop = state.shutdown.clone();
         // TCP_NODELAY: chat frames are small and latency-bound; Nagle's
         // algorithm would hold a frame back until the previous one is
@@ -199,6 +203,7 @@ impl Application {
         state.chat.hub().close_all(close::GOING_AWAY);
         pruner.abort();
         revoker.abort();
+        sweeper.abort();
         let served = match tokio::time::timeout(grace, server).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(std::io::Error::other(join)),
@@ -248,34 +253,5 @@ async fn prune_limiters(state: AppState) {
     loop {
         tick.tick().await;
         state.auth.limiter().prune();
-    }
-}
-
-/// Closes the open connections of sessions that were revoked (logout,
-/// removed device, refresh-token reuse).
-async fn close_revoked_connections(state: AppState) {
-    let mut revocations = state.auth.subscribe_revocations();
-    loop {
-        match revocations.recv().await {
-            Ok(Revocation::Session {
-                user_id,
-                session_id,
-            }) => {
-                state
-                    .chat
-                    .bus()
-                    .close_sessions(user_id, Some(session_id), close::SESSION_REVOKED);
-            }
-            Ok(Revocation::AllSessionsOf { user_id }) => {
-                state
-                    .chat
-                    .bus()
-                    .close_sessions(user_id, None, close::SESSION_REVOKED);
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
-                tracing::warn!(missed, "revocation events were dropped");
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
     }
 }

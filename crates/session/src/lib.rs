@@ -64,7 +64,10 @@ pub trait SessionStore: Send + Sync {
         conn: &Connection,
         viewing: Option<Uuid>,
     ) -> Result<bool, SessionError>;
-    /// Extends the connection's entries (and its room view's) by `ttl`.
+    /// The connection is alive (and views `viewing`): its entries are
+    /// written with a new expiry, restored if they vanished (a Redis
+    /// restart, an expiry while the node stalled). Callers never run it
+    /// after `disconnect` for the same connection.
     async fn heartbeat(
         &self,
         user: Uuid,
@@ -96,6 +99,8 @@ pub trait SessionStore: Send + Sync {
     async fn in_room_many(&self, users: &[Uuid], room: Uuid) -> Result<Vec<bool>, SessionError>;
     /// `is_online` for many users at once (one round trip on Redis).
     async fn online_many(&self, users: &[Uuid]) -> Result<Vec<bool>, SessionError>;
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), SessionError>;
 }
 
 fn distinct_devices(members: impl IntoIterator<Item = String>) -> Vec<String> {

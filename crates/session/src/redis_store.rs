@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use uuid::Uuid;
 
 use crate::{Connection, SessionError, SessionStore, distinct_devices, now_ms};
@@ -34,6 +34,9 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZCARD', KEYS[1])
 ";
 
+/// How long a command or reconnection may take unless configured.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct RedisSessionStore {
     redis: ConnectionManager,
@@ -46,8 +49,25 @@ impl RedisSessionStore {
     /// Connects (the connection manager reconnects by itself afterwards).
     /// `prefix` namespaces every key, so deployments and tests can share a server.
     pub async fn connect(url: &str, prefix: &str) -> Result<RedisSessionStore, SessionError> {
+        RedisSessionStore::connect_with_timeout(url, prefix, DEFAULT_TIMEOUT).await
+    }
+
+    /// Like [`connect`](Self::connect); every command and reconnection
+    /// attempt gives up after `timeout`. While Redis is down, callers then
+    /// fail fast instead of waiting through the driver's default retries
+    /// (~10 s with exponential backoff).
+    pub async fn connect_with_timeout(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<RedisSessionStore, SessionError> {
         let client = redis::Client::open(url)?;
-        let redis = ConnectionManager::new(client).await?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(timeout);
+        let redis = ConnectionManager::new_with_config(client, config).await?;
         Ok(RedisSessionStore {
             redis,
             prefix: prefix.to_owned(),
@@ -164,11 +184,13 @@ impl SessionStore for RedisSessionStore {
             keys.push(self.view_key(user, room));
         }
         for key in keys {
-            // XX: only refresh members that still exist (a reaped
-            // connection must not come back to life).
+            // Not `XX`: the entry is written whether or not it still exists.
+            // Redis keeps nothing across a restart, and an entry that
+            // expired while its connection lived on (a stalled node) must
+            // come back; a heartbeat only ever runs for a live connection
+            // (see `SessionStore::heartbeat`).
             pipe.cmd("ZADD")
                 .arg(&key)
-                .arg("XX")
                 .arg(expires)
                 .arg(conn.member())
                 .ignore();
@@ -230,5 +252,11 @@ impl SessionStore for RedisSessionStore {
     async fn online_many(&self, users: &[Uuid]) -> Result<Vec<bool>, SessionError> {
         self.live_counts(users.iter().map(|u| self.user_key(*u)).collect())
             .await
+    }
+
+    async fn ping(&self) -> Result<(), SessionError> {
+        let mut redis = self.redis.clone();
+        redis::cmd("PING").query_async::<()>(&mut redis).await?;
+        Ok(())
     }
 }

@@ -48,6 +48,8 @@ pub trait DeviceStore: Send + Sync {
     /// Exchanges a refresh token for a new one (see [`RotateOutcome`]).
     async fn rotate_refresh_token(&self, rotation: &Rotation) -> Result<RotateOutcome, StoreError>;
     async fn session(&self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
+    /// Of `ids`, the sessions that exist and are not revoked (any order).
+    async fn live_sessions(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError>;
     /// Revokes one session; returns whether it was active.
     async fn revoke_session(&self, id: Uuid, reason: &str, now_ms: i64)
     -> Result<bool, StoreError>;

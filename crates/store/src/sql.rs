@@ -458,6 +458,24 @@ macro_rules! impl_storage {
                 .await?)
             }
 
+            async fn live_sessions(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError> {
+                let mut live = Vec::new();
+                // Chunked: both backends limit the number of bound parameters.
+                for chunk in ids.chunks(500) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT id FROM device_sessions WHERE revoked_at_ms IS NULL AND id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    query.push(")");
+                    let rows: Vec<(Uuid,)> = query.build_query_as().fetch_all(&self.pool).await?;
+                    live.extend(rows.into_iter().map(|(id,)| id));
+                }
+                Ok(live)
+            }
+
             async fn revoke_session(&self, id: Uuid, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
                 let done = sqlx::query(
                     "UPDATE device_sessions SET revoked_at_ms = $2, revoke_reason = $3 \

@@ -6,11 +6,15 @@
 //! When one is unset the test says it is skipped, except under `CI=true`,
 //! where a missing service is a failure.
 
+mod process;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use iyagi_store::{Storage, StoreOptions};
 use sqlx::Connection;
+
+pub use process::PrivateService;
 
 /// The URL of a test service, from `var`. `None` (with a note on stderr)
 /// when unset outside CI; panics when unset under `CI=true`.

@@ -26,11 +26,13 @@ async fn two_nodes_share_rooms_presence_revocations_and_catch_up() {
         store: iyagi_server::SessionBackend::Redis,
         redis_url: redis.url.clone(),
         redis_prefix: redis.prefix.clone(),
+        ..Default::default()
     };
     settings.bus = iyagi_server::BusSettings {
         kind: iyagi_server::BusBackend::Nats,
         nats_url,
         subject_prefix: redis.prefix.clone(),
+        ..Default::default()
     };
     let pushes = Arc::new(iyagi_chat::RecordingNotifier::default());
     let node_a = TestApp::spawn_with_push(settings.clone(), pushes.clone()).await;

@@ -11,6 +11,7 @@ mod auth_flow;
 mod bad_input;
 mod catch_up;
 mod cluster;
+mod faults;
 mod frame_refs;
 mod keys;
 mod oidc;
@@ -83,6 +84,7 @@ macro_rules! ws_suite {
                         store: iyagi_server::SessionBackend::Redis,
                         redis_url: redis.url.clone(),
                         redis_prefix: redis.prefix.clone(),
+                        ..Default::default()
                     };
                     super::super::$module::$case(crate::Backends { db_url: db.url.clone(), session }).await;
                     db.cleanup().await;
@@ -100,6 +102,7 @@ macro_rules! ws_suite {
                         store: iyagi_server::SessionBackend::Redis,
                         redis_url: redis.url.clone(),
                         redis_prefix: redis.prefix.clone(),
+                        ..Default::default()
                     };
                     super::super::$module::$case(crate::Backends { db_url: db.url.clone(), session }).await;
                     db.cleanup().await;

@@ -198,7 +198,7 @@ pub async fn presence_is_announced_for_the_first_and_last_device_only(b: Backend
     app.stop().await;
 }
 
-async fn group_room(app: &TestApp, owner: &Tokens, others: &[&Tokens]) -> String {
+pub(crate) async fn group_room(app: &TestApp, owner: &Tokens, others: &[&Tokens]) -> String {
     let members: Vec<&str> = others.iter().map(|t| t.user_id.as_str()).collect();
     let created = app
         .call(

@@ -116,11 +116,23 @@ pub async fn entries_expire_without_heartbeat_and_heartbeat_extends_them(
     assert!(store.connect(user, &conn("kept"), ttl).await.unwrap());
 }
 
-pub async fn a_reaped_connection_is_not_revived_by_a_late_heartbeat(store: Arc<dyn SessionStore>) {
+pub async fn a_heartbeat_restores_entries_that_vanished(store: Arc<dyn SessionStore>) {
+    // Entries can vanish under a live connection (Redis restarted and keeps
+    // nothing; an expiry while the node stalled): its next heartbeat writes
+    // them again, the room view included.
     let user = Uuid::new_v4();
+    let room = Uuid::new_v4();
     let c = conn("phone");
     store.connect(user, &c, LONG).await.unwrap();
-    store.disconnect(user, &c, None).await.unwrap();
-    store.heartbeat(user, &c, None, LONG).await.unwrap();
+    store.enter_room(user, room, &c, LONG).await.unwrap();
+    store.disconnect(user, &c, Some(room)).await.unwrap();
     assert!(!store.is_online(user).await.unwrap());
+    store.heartbeat(user, &c, Some(room), LONG).await.unwrap();
+    assert!(store.is_online(user).await.unwrap());
+    assert!(store.in_room(user, room).await.unwrap());
+    assert_eq!(
+        store.online_devices(user).await.unwrap(),
+        vec!["phone".to_owned()]
+    );
+    store.ping().await.unwrap();
 }

@@ -30,5 +30,5 @@ session_suite!(
     first_connection_brings_online_and_last_takes_offline,
     room_views_are_per_user_and_room,
     entries_expire_without_heartbeat_and_heartbeat_extends_them,
-    a_reaped_connection_is_not_revived_by_a_late_heartbeat,
+    a_heartbeat_restores_entries_that_vanished,
 );

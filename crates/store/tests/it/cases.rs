@@ -143,6 +143,33 @@ pub async fn login_creates_device_and_session_and_relogin_replaces_it(store: Arc
     assert_eq!(out, RotateOutcome::Invalid);
 }
 
+pub async fn live_sessions_are_told_apart_from_revoked_and_unknown_ones(store: Arc<dyn Storage>) {
+    let u = user(&store, "live_user").await;
+    let mut ids = Vec::new();
+    for i in 0..600 {
+        let login = login(u.id, &format!("d{i}"), format!("t{i}").as_bytes());
+        ids.push(store.record_login(&login).await.unwrap().session.id);
+    }
+    store.revoke_session(ids[3], "logout", NOW).await.unwrap();
+    store.revoke_session(ids[550], "logout", NOW).await.unwrap();
+    let unknown = Uuid::now_v7();
+    let mut asked = ids.clone();
+    asked.push(unknown);
+    let mut live = store.live_sessions(&asked).await.unwrap();
+    live.sort();
+    let mut expected: Vec<Uuid> = ids
+        .iter()
+        .copied()
+        .filter(|id| *id != ids[3] && *id != ids[550])
+        .collect();
+    expected.sort();
+    assert_eq!(
+        live, expected,
+        "more than one chunk, revoked and unknown left out"
+    );
+    assert!(store.live_sessions(&[]).await.unwrap().is_empty());
+}
+
 pub async fn refresh_rotation_and_reuse_revokes_the_family(store: Arc<dyn Storage>) {
     let u = user(&store, "rot_user").await;
     let session = store

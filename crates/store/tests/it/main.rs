@@ -33,6 +33,7 @@ storage_suite!(
     external_users_are_found_by_issuer_and_subject,
     login_creates_device_and_session_and_relogin_replaces_it,
     refresh_rotation_and_reuse_revokes_the_family,
+    live_sessions_are_told_apart_from_revoked_and_unknown_ones,
     expired_refresh_token_is_invalid_and_not_consumed,
     revoking_sessions_one_and_all,
     removing_a_device_revokes_its_sessions,
