@@ -227,6 +227,14 @@ impl Hub {
         }
     }
 
+    /// The user's open connections on this node: all of them, and those of `device`.
+    pub fn connections_of(&self, user: Uuid, device: &str) -> (usize, usize) {
+        let map = self.users.read().unwrap_or_else(|p| p.into_inner());
+        let entries = map.get(&user).map(Vec::as_slice).unwrap_or_default();
+        let of_device = entries.iter().filter(|e| e.device_id == device).count();
+        (entries.len(), of_device)
+    }
+
     pub fn connection_count(&self) -> usize {
         self.users
             .read()

@@ -56,6 +56,10 @@ pub enum ErrorCode {
     UnknownFrameType,
     /// A WebSocket frame larger than `limits.max_frame_bytes`.
     FrameTooLarge,
+    /// Over a connection cap: per client address, per user or per device.
+    TooManyConnections,
+    /// The request (its body) did not arrive in time.
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -75,6 +79,8 @@ impl ErrorCode {
             ErrorCode::Forbidden | ErrorCode::NotAMember => 403,
             ErrorCode::UnknownFrameType => 400,
             ErrorCode::FrameTooLarge => 413,
+            ErrorCode::TooManyConnections => 429,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Unavailable => 503,
@@ -104,11 +110,13 @@ impl ErrorCode {
             ErrorCode::NotAMember => "not_a_member",
             ErrorCode::UnknownFrameType => "unknown_frame_type",
             ErrorCode::FrameTooLarge => "frame_too_large",
+            ErrorCode::TooManyConnections => "too_many_connections",
+            ErrorCode::RequestTimeout => "request_timeout",
         }
     }
 
     /// Every code, for documentation and exhaustiveness tests.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::MalformedJson,
         ErrorCode::InvalidRequest,
         ErrorCode::ValidationFailed,
@@ -128,6 +136,8 @@ impl ErrorCode {
         ErrorCode::NotAMember,
         ErrorCode::UnknownFrameType,
         ErrorCode::FrameTooLarge,
+        ErrorCode::TooManyConnections,
+        ErrorCode::RequestTimeout,
     ];
 }
 

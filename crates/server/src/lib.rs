@@ -6,9 +6,11 @@
 //! serving. Handlers are thin: parse the request, call a service, map the
 //! result; every error goes through [`error::ApiError`].
 
+mod body;
 pub mod error;
 mod extract;
 pub mod hooks;
+mod listener;
 mod metrics;
 mod openapi;
 mod revocations;

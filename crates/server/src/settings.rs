@@ -105,6 +105,10 @@ pub struct WsSettings {
     /// groups ask with the `presence` frame: pushing to every member would
     /// cost N² frames when a group's N members reconnect.
     pub presence_max_group_members: u32,
+    /// Open connections per user, on this node (more: 429 `too_many_connections`).
+    pub max_connections_per_user: usize,
+    /// Open connections per device of a user, on this node (web tabs share one).
+    pub max_connections_per_device: usize,
 }
 
 impl WsSettings {
@@ -140,6 +144,8 @@ impl Default for WsSettings {
             max_replay: 1000,
             read_buffer_bytes: 2048,
             presence_max_group_members: 100,
+            max_connections_per_user: 32,
+            max_connections_per_device: 8,
         }
     }
 }
@@ -186,6 +192,17 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_secs: u64,
+    /// Request headers must arrive within this long, also the next request
+    /// on an idle keep-alive connection; else the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive within this long (408 `request_timeout`).
+    pub body_read_timeout_ms: u64,
+    /// Open connections at most (0: the open-file limit less 512).
+    pub max_connections: usize,
+    /// Connections per client address that are not an authenticated
+    /// WebSocket (plain HTTP, upgrades in progress); 0: no limit. Behind a
+    /// load balancer every client shares its address: raise it there.
+    pub max_unauthenticated_per_address: usize,
 }
 
 impl Default for ServerSettings {
@@ -194,7 +211,21 @@ impl Default for ServerSettings {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 64 * 1024,
             shutdown_grace_secs: 10,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 10_000,
+            max_connections: 0,
+            max_unauthenticated_per_address: 256,
         }
+    }
+}
+
+impl ServerSettings {
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
     }
 }
 
@@ -257,7 +288,7 @@ impl Settings {
                 "database.url = {url:?} is invalid: it must start with sqlite: or postgres:"
             ));
         }
-        let positive: [(&str, u64); 12] = [
+        let positive: [(&str, u64); 16] = [
             ("ws.heartbeat_interval_ms", self.ws.heartbeat_interval_ms),
             ("ws.heartbeat_timeout_ms", self.ws.heartbeat_timeout_ms),
             ("ws.max_frame_bytes", self.ws.max_frame_bytes as u64),
@@ -265,6 +296,22 @@ impl Settings {
             ("ws.read_buffer_bytes", self.ws.read_buffer_bytes as u64),
             ("ws.frames_per_second", u64::from(self.ws.frames_per_second)),
             ("server.max_body_bytes", self.server.max_body_bytes as u64),
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
+            (
+                "server.body_read_timeout_ms",
+                self.server.body_read_timeout_ms,
+            ),
+            (
+                "ws.max_connections_per_user",
+                self.ws.max_connections_per_user as u64,
+            ),
+            (
+                "ws.max_connections_per_device",
+                self.ws.max_connections_per_device as u64,
+            ),
             (
                 "database.max_connections",
                 u64::from(self.database.max_connections),

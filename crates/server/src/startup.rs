@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request};
-use axum::serve::ListenerExt as _;
 use axum::{Router, middleware};
 use iyagi_auth::{AuthError, AuthService};
 use iyagi_bus::{Bus, Hub, LocalBus, NatsBus, NatsBusError, NodeBudget};
@@ -21,8 +20,10 @@ use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::body;
 use crate::error::ApiError;
 use crate::hooks::TestHooks;
+use crate::listener::{self, ListenLimits};
 use crate::metrics::{self, Metrics};
 use crate::revocations;
 use crate::routes;
@@ -177,23 +178,25 @@ impl Application {
         let pruner = tokio::spawn(prune_limiters(state.clone()));
         let revoker = tokio::spawn(revocations::close_revoked_connections(state.clone()));
         let sweeper = tokio::spawn(revocations::recheck_open_sessions(state.clone()));
-        let mut serve_stop = state.shutdown.clone();
-        // TCP_NODELAY: chat frames are small and latency-bound; Nagle's
-        // algorithm would hold a frame back until the previous one is
-        // acknowledged.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let server = axum::serve(
+        let server_settings = &state.settings.server;
+        let limits = ListenLimits {
+            header_read_timeout: server_settings.header_read_timeout(),
+            max_connections: match server_settings.max_connections {
+                0 => listener::default_max_connections(),
+                configured => configured,
+            },
+            max_unauthenticated_per_address: server_settings.max_unauthenticated_per_address,
+        };
+        tracing::info!(
+            max_connections = limits.max_connections,
+            "accepting connections"
+        );
+        let server = tokio::spawn(listener::serve(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = serve_stop.wait_for(|stopped| *stopped).await;
-        });
-        let server = tokio::spawn(async move { server.await });
+            router,
+            limits,
+            state.shutdown.clone(),
+        ));
 
         shutdown.await;
         tracing::info!("shutting down");
@@ -205,7 +208,7 @@ impl Application {
         revoker.abort();
         sweeper.abort();
         let served = match tokio::time::timeout(grace, server).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(())) => Ok(()),
             Ok(Err(join)) => Err(std::io::Error::other(join)),
             Err(_) => {
                 tracing::warn!(
@@ -237,6 +240,7 @@ fn router(state: AppState) -> Router {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")
         })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(state.clone(), body::read_first))
         .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {

@@ -1,7 +1,8 @@
 //! `/v1/auth/*`: register, login, refresh, logout, logout-all; `/v1/me`.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use iyagi_auth::IssuedTokens;
@@ -23,6 +24,16 @@ pub fn router() -> Router<AppState> {
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/logout-all", post(logout_all))
         .route("/v1/me", get(me))
+        // Token responses must not be stored by any cache (RFC 6749 §5.1);
+        // the other answers here are about credentials too.
+        .layer(axum::middleware::map_response(no_store))
+}
+
+async fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
 }
 
 fn user_view(user: UserRecord) -> UserView {

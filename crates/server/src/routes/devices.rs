@@ -1,6 +1,6 @@
 //! `/v1/devices`: the caller's devices.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -8,7 +8,7 @@ use iyagi_protocol::ErrorBody;
 use iyagi_protocol::auth::{DeviceList, DeviceView, Platform};
 
 use crate::error::ApiError;
-use crate::extract::Authenticated;
+use crate::extract::{ApiPath, Authenticated};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -55,7 +55,7 @@ pub async fn list(
 pub async fn remove(
     State(state): State<AppState>,
     Authenticated(me): Authenticated,
-    Path(device_id): Path<String>,
+    ApiPath(device_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     state.auth.remove_device(&me, &device_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,9 +10,10 @@ mod connection;
 mod delivered;
 mod writer;
 
+use axum::Extension;
 use axum::Router;
+use axum::extract::State;
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
@@ -21,6 +22,8 @@ use iyagi_protocol::ErrorCode;
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::listener::AddressSlot;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -45,11 +48,13 @@ pub struct WsParams {
         (status = 101, description = "switching to WebSocket"),
         (status = 401, body = iyagi_protocol::ErrorBody, description = "`unauthenticated`"),
         (status = 400, body = iyagi_protocol::ErrorBody, description = "`invalid_request`: not a WebSocket upgrade"),
+        (status = 429, body = iyagi_protocol::ErrorBody, description = "`too_many_connections`: over the per-user or per-device cap"),
     ))]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(params): Query<WsParams>,
+    ApiQuery(params): ApiQuery<WsParams>,
+    slot: Option<Extension<AddressSlot>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = headers
@@ -83,6 +88,27 @@ pub async fn upgrade(
         )
     })?;
     let ws = &state.settings.ws;
+    let (of_user, of_device) = state
+        .chat
+        .hub()
+        .connections_of(principal.user_id, &device_id);
+    if of_user >= ws.max_connections_per_user || of_device >= ws.max_connections_per_device {
+        return Err(ApiError {
+            retry_after_secs: Some(1),
+            ..ApiError::new(
+                ErrorCode::TooManyConnections,
+                format!(
+                    "at most {} connections per user and {} per device",
+                    ws.max_connections_per_user, ws.max_connections_per_device
+                ),
+            )
+        });
+    }
+    // Authenticated: from here the connection counts per user and device,
+    // no longer against its address's cap for unauthenticated ones.
+    if let Some(Extension(slot)) = slot {
+        slot.release();
+    }
     Ok(upgrade
         .max_message_size(ws.hard_max_frame_bytes)
         .max_frame_size(ws.hard_max_frame_bytes)

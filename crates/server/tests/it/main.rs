@@ -5,6 +5,7 @@
 //! PostgreSQL when IYAGI_TEST_POSTGRES_URL is set, and always under CI).
 
 mod helpers;
+mod hostile_http;
 mod ws_client;
 
 mod auth_flow;
