@@ -72,6 +72,17 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         messages: u64,
     },
+    /// Failed logins from many addresses; the server's memory during and after.
+    LoginFlood {
+        #[arg(long, default_value_t = 1200)]
+        attempts: usize,
+        #[arg(long, default_value_t = 40)]
+        addresses: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 5)]
+        settle_secs: u64,
+    },
     /// Run the bare relay server.
     Relay {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -135,6 +146,20 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(secs),
             };
             scenarios::fanout::run(&ctx, opts).await?
+        }
+        Command::LoginFlood {
+            attempts,
+            addresses,
+            concurrency,
+            settle_secs,
+        } => {
+            let opts = scenarios::login_flood::Options {
+                attempts,
+                addresses,
+                concurrency,
+                settle: Duration::from_secs(settle_secs),
+            };
+            scenarios::login_flood::run(&ctx, opts).await?
         }
         Command::Catchup { messages } => {
             scenarios::catchup::run(&ctx, scenarios::catchup::Options { messages }).await?

@@ -4,6 +4,7 @@
 pub mod catchup;
 pub mod fanout;
 pub mod idle;
+pub mod login_flood;
 pub mod pairs;
 
 use std::sync::Arc;
