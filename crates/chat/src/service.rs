@@ -439,9 +439,9 @@ impl ChatService {
         &self,
         me: Uuid,
         cursor: Option<(i64, Uuid)>,
-        limit: u32,
+        limit: Option<i64>,
     ) -> Result<RoomList, ChatError> {
-        let limit = limit.clamp(1, PAGE_MAX);
+        let limit = validate::page_limit(limit)?;
         let entries = self.store.rooms_for_user(me, cursor, limit + 1).await?;
         let has_more = entries.len() > limit as usize;
         let page: Vec<&RoomListEntry> = entries.iter().take(limit as usize).collect();
@@ -676,10 +676,10 @@ impl ChatService {
         room: Uuid,
         before_seq: Option<i64>,
         after_seq: Option<i64>,
-        limit: Option<u32>,
+        limit: Option<i64>,
     ) -> Result<MessagePage, ChatError> {
+        let limit = validate::page_limit(limit)?;
         self.require_member(me, room).await?;
-        let limit = limit.unwrap_or(50).clamp(1, PAGE_MAX);
         let (mut messages, has_more) = match (before_seq, after_seq) {
             (Some(_), Some(_)) => {
                 return Err(ChatError::Validation(

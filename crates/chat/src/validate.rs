@@ -1,7 +1,7 @@
 //! Limits on what clients send, checked once at the edge of the service.
 
 use iyagi_protocol::chat::{
-    CLIENT_MSG_ID_MAX, CONTENT_MAX_BYTES, EMOJI_MAX_BYTES, MessageKind, TEXT_MAX_CHARS,
+    CLIENT_MSG_ID_MAX, CONTENT_MAX_BYTES, EMOJI_MAX_BYTES, MessageKind, PAGE_MAX, TEXT_MAX_CHARS,
     TITLE_MAX_CHARS,
 };
 use serde_json::Value;
@@ -10,6 +10,19 @@ use crate::ChatError;
 
 fn invalid(message: impl Into<String>) -> ChatError {
     ChatError::Validation(message.into())
+}
+
+/// Messages or rooms per page when the client does not say.
+pub const PAGE_DEFAULT: u32 = 50;
+
+/// A page size: 1 to [`PAGE_MAX`], [`PAGE_DEFAULT`] when absent. One rule
+/// for every paginated answer; out of range is refused, not clamped.
+pub fn page_limit(limit: Option<i64>) -> Result<u32, ChatError> {
+    match limit {
+        None => Ok(PAGE_DEFAULT),
+        Some(n) if (1..=i64::from(PAGE_MAX)).contains(&n) => Ok(n as u32),
+        Some(n) => Err(invalid(format!("limit must be 1 to {PAGE_MAX}, not {n}"))),
+    }
 }
 
 pub fn client_msg_id(id: &str) -> Result<(), ChatError> {

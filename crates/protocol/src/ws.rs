@@ -78,8 +78,9 @@ pub enum ClientFrame {
         before_seq: Option<i64>,
         #[serde(default)]
         after_seq: Option<i64>,
+        /// 1 to 200, default 50.
         #[serde(default)]
-        limit: Option<u32>,
+        limit: Option<i64>,
     },
     /// Who of the room's members is online, and who is viewing the room.
     Presence {

@@ -36,8 +36,9 @@ pub fn router() -> Router<AppState> {
 pub struct ListParams {
     /// `next_cursor` of the previous page.
     cursor: Option<String>,
-    /// 1 to 200, default 50.
-    limit: Option<u32>,
+    /// 1 to 200, default 50; out of range: 422 `validation_failed`.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
 }
 
 fn parse_cursor(cursor: &str) -> Result<(i64, Uuid), ApiError> {
@@ -68,7 +69,7 @@ pub async fn list(
     Ok(Json(
         state
             .chat
-            .room_list(me.user_id, cursor, params.limit.unwrap_or(50))
+            .room_list(me.user_id, cursor, params.limit)
             .await?,
     ))
 }
@@ -166,8 +167,9 @@ pub struct HistoryParams {
     before_seq: Option<i64>,
     /// Oldest page above this seq.
     after_seq: Option<i64>,
-    /// 1 to 200, default 50.
-    limit: Option<u32>,
+    /// 1 to 200, default 50; out of range: 422 `validation_failed`.
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<i64>,
 }
 
 /// A page of the room's messages, ascending by seq.

@@ -31,7 +31,10 @@ fn case(
     }
 }
 
-crate::api_suite!(bad_input: bad_bodies_get_documented_codes_and_write_nothing);
+crate::api_suite!(bad_input:
+    bad_bodies_get_documented_codes_and_write_nothing,
+    every_paginated_route_refuses_a_limit_out_of_range,
+);
 
 pub async fn bad_bodies_get_documented_codes_and_write_nothing(db: String) {
     let app = TestApp::spawn(&db).await;
@@ -217,5 +220,40 @@ async fn bad_bearer_tokens_are_unauthenticated() {
         .await
         .unwrap();
     expect_error(basic, 401, "unauthenticated").await;
+    app.stop().await;
+}
+
+/// One rule for every paginated answer: `limit` is 1 to 200 (50 when
+/// absent); out of range is refused with `validation_failed`, not clamped.
+pub async fn every_paginated_route_refuses_a_limit_out_of_range(db: String) {
+    let app = TestApp::spawn(&db).await;
+    let alice = app.user("alice", "phone").await;
+    let bob = app.user("bob", "phone").await;
+    let room = crate::realtime::direct_room(&app, &alice, &bob).await;
+    let routes = [
+        "/v1/rooms".to_owned(),
+        format!("/v1/rooms/{room}/messages"),
+    ];
+    for route in &routes {
+        for limit in ["0", "201", "100000", "-1"] {
+            let response = app.get(&format!("{route}?limit={limit}"), &alice.access).await;
+            expect_error(response, 422, "validation_failed").await;
+        }
+        for limit in ["1.5", "many", ""] {
+            let response = app.get(&format!("{route}?limit={limit}"), &alice.access).await;
+            expect_error(response, 400, "invalid_request").await;
+        }
+        for limit in ["1", "200"] {
+            let response = app.get(&format!("{route}?limit={limit}"), &alice.access).await;
+            assert_eq!(response.status(), 200, "{route}?limit={limit}");
+        }
+    }
+    let mut ws = crate::ws_client::WsClient::connect_live(&app, &alice).await;
+    for limit in [0, 201] {
+        ws.send(json!({"type": "history", "ref": "h", "room_id": room, "limit": limit}))
+            .await;
+        let error = ws.expect_error("validation_failed").await;
+        assert_eq!(error["ref"], "h");
+    }
     app.stop().await;
 }
