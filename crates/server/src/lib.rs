@@ -22,8 +22,8 @@ mod ws;
 
 pub use openapi::ApiDoc;
 pub use settings::{
-    BusBackend, BusSettings, DatabaseSettings, LogFormat, LogSettings, ServerSettings,
-    SessionBackend, SessionSettings, Settings, WsSettings,
+    BusBackend, BusSettings, DatabaseSettings, LogFormat, LogSettings, MetricsSettings,
+    ServerSettings, SessionBackend, SessionSettings, Settings, WsSettings,
 };
 pub use startup::{Application, BuildOptions, StartupError};
 pub use state::AppState;

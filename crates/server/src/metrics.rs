@@ -42,6 +42,8 @@ pub struct Metrics {
     pub ws_frames_out: Gauge,
     /// Connections closed for reading too slowly (running total).
     pub ws_slow_closed: Gauge,
+    /// Frame bytes queued for this node's connections now.
+    pub ws_queued_bytes: Gauge,
     /// Group commits of the message writer (running total).
     pub store_append_commits: Gauge,
     /// Messages those commits stored (running total); divided by the
@@ -100,6 +102,12 @@ impl Metrics {
             "Connections closed as slow readers since start",
             ws_slow_closed.clone(),
         );
+        let ws_queued_bytes = Gauge::default();
+        registry.register(
+            "ws_queued_bytes",
+            "Frame bytes queued for connections, not yet written to their sockets",
+            ws_queued_bytes.clone(),
+        );
         let store_append_commits = Gauge::default();
         registry.register(
             "store_append_commits",
@@ -127,6 +135,7 @@ impl Metrics {
             ws_frames_in,
             ws_frames_out,
             ws_slow_closed,
+            ws_queued_bytes,
             http_requests,
             http_duration,
         }

@@ -12,7 +12,7 @@ use crate::routes;
     paths(
         routes::ops::healthz,
         routes::ops::readyz,
-        routes::ops::metrics,
+        routes::metrics::metrics,
         routes::ops::openapi,
         routes::ops::jwks,
         routes::auth::register,

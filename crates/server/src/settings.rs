@@ -23,7 +23,34 @@ pub struct Settings {
     pub ws: WsSettings,
     pub session: SessionSettings,
     pub bus: BusSettings,
+    pub metrics: MetricsSettings,
     pub log: LogSettings,
+}
+
+/// `[metrics]`: who may read `/metrics`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` on a listener of its own at this address (and no
+    /// longer on `server.listen`); empty: on the main listener.
+    pub listen: String,
+    /// When set, `/metrics` needs `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+impl MetricsSettings {
+    /// The listener of its own, if configured.
+    pub fn own_listener(&self) -> Result<Option<SocketAddr>, String> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        self.listen.parse().map(Some).map_err(|_| {
+            format!(
+                "metrics.listen = {:?} is invalid: it must be an address:port, or empty",
+                self.listen
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -387,6 +414,7 @@ impl Settings {
                 self.session.redis_url
             ));
         }
+        self.metrics.own_listener()?;
         if self.auth.issuer.is_empty() {
             return Err("auth.issuer must not be empty".to_owned());
         }

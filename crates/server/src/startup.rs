@@ -53,6 +53,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` on a listener of its own (`metrics.listen`).
+    metrics: Option<(TcpListener, Router)>,
     state: AppState,
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -141,13 +143,48 @@ impl Application {
                 addr: settings.server.listen,
                 source,
             })?;
-        let router = router(state.clone());
+        let metrics = match settings
+            .metrics
+            .own_listener()
+            .map_err(StartupError::Settings)?
+        {
+            Some(addr) => {
+                let own = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::Bind { addr, source })?;
+                Some((own, router(state.clone(), routes::metrics::router())))
+            }
+            None => None,
+        };
+        let api = match metrics {
+            Some(_) => routes::router(),
+            None => routes::router().merge(routes::metrics::router()),
+        };
+        if metrics.is_none()
+            && settings.metrics.token.is_empty()
+            && !settings.server.listen.ip().is_loopback()
+        {
+            tracing::warn!(
+                listen = %settings.server.listen,
+                "/metrics is open to anyone who reaches this address: set metrics.token or metrics.listen"
+            );
+        }
+        let router = router(state.clone(), api);
         Ok(Application {
             listener,
             router,
+            metrics,
             state,
             stop,
         })
+    }
+
+    /// Where `/metrics` is served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        match &self.metrics {
+            Some((own, _)) => own.local_addr().unwrap_or(self.local_addr()),
+            None => self.local_addr(),
+        }
     }
 
     /// The bound address (with the real port when port 0 was asked for).
@@ -170,6 +207,7 @@ impl Application {
         let Application {
             listener,
             router,
+            metrics,
             state,
             stop,
         } = self;
@@ -197,6 +235,9 @@ impl Application {
             limits,
             state.shutdown.clone(),
         ));
+        let metrics_server = metrics.map(|(own, router)| {
+            tokio::spawn(listener::serve(own, router, limits, state.shutdown.clone()))
+        });
 
         shutdown.await;
         tracing::info!("shutting down");
@@ -207,6 +248,9 @@ impl Application {
         pruner.abort();
         revoker.abort();
         sweeper.abort();
+        if let Some(metrics_server) = metrics_server {
+            let _ = tokio::time::timeout(grace, metrics_server).await;
+        }
         let served = match tokio::time::timeout(grace, server).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(join)) => Err(std::io::Error::other(join)),
@@ -232,9 +276,11 @@ impl Application {
     }
 }
 
-fn router(state: AppState) -> Router {
+/// `routes` with what every route gets: JSON errors for unknown routes and
+/// methods, the body rules, metrics, request ids and a span per request.
+fn router(state: AppState, routes: Router<AppState>) -> Router {
     let max_body = state.settings.server.max_body_bytes;
-    routes::router()
+    routes
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async {
             ApiError::new(ErrorCode::MethodNotAllowed, "this route does not accept that method")

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod devices;
+pub mod metrics;
 pub mod ops;
 pub mod rooms;
 

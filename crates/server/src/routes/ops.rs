@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,7 +20,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/.well-known/jwks.json", get(jwks))
 }
@@ -116,41 +115,6 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             message: Some(format!("not ready: {} unreachable", failed.join(", "))),
             checks,
         }),
-    )
-}
-
-/// Prometheus text exposition format.
-#[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, content_type = "text/plain", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let hub = state.chat.hub();
-    state
-        .metrics
-        .ws_frames_out
-        .set(i64::try_from(hub.delivered_total()).unwrap_or(i64::MAX));
-    state
-        .metrics
-        .ws_slow_closed
-        .set(i64::try_from(hub.slow_closed_total()).unwrap_or(i64::MAX));
-    let appends = state.store.append_stats();
-    state
-        .metrics
-        .store_append_commits
-        .set(i64::try_from(appends.commits).unwrap_or(i64::MAX));
-    state
-        .metrics
-        .store_appends
-        .set(i64::try_from(appends.appends).unwrap_or(i64::MAX));
-    state
-        .metrics
-        .store_append_busy_seconds
-        .set(appends.busy_seconds);
-    (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        state.metrics.render(),
     )
 }
 

@@ -230,21 +230,24 @@ pub async fn every_paginated_route_refuses_a_limit_out_of_range(db: String) {
     let alice = app.user("alice", "phone").await;
     let bob = app.user("bob", "phone").await;
     let room = crate::realtime::direct_room(&app, &alice, &bob).await;
-    let routes = [
-        "/v1/rooms".to_owned(),
-        format!("/v1/rooms/{room}/messages"),
-    ];
+    let routes = ["/v1/rooms".to_owned(), format!("/v1/rooms/{room}/messages")];
     for route in &routes {
         for limit in ["0", "201", "100000", "-1"] {
-            let response = app.get(&format!("{route}?limit={limit}"), &alice.access).await;
+            let response = app
+                .get(&format!("{route}?limit={limit}"), &alice.access)
+                .await;
             expect_error(response, 422, "validation_failed").await;
         }
         for limit in ["1.5", "many", ""] {
-            let response = app.get(&format!("{route}?limit={limit}"), &alice.access).await;
+            let response = app
+                .get(&format!("{route}?limit={limit}"), &alice.access)
+                .await;
             expect_error(response, 400, "invalid_request").await;
         }
         for limit in ["1", "200"] {
-            let response = app.get(&format!("{route}?limit={limit}"), &alice.access).await;
+            let response = app
+                .get(&format!("{route}?limit={limit}"), &alice.access)
+                .await;
             assert_eq!(response.status(), 200, "{route}?limit={limit}");
         }
     }

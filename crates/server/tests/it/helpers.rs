@@ -9,6 +9,8 @@ use tokio::task::JoinHandle;
 /// A running server and a client for it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served (`addr` unless `metrics.listen` is set).
+    pub metrics_addr: SocketAddr,
     pub client: Client,
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
@@ -55,6 +57,7 @@ impl TestApp {
             .await
             .expect("build app");
         let addr = app.local_addr();
+        let metrics_addr = app.metrics_addr();
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
@@ -62,6 +65,7 @@ impl TestApp {
         }));
         TestApp {
             addr,
+            metrics_addr,
             client: Client::new(),
             state,
             stop: Some(stop),

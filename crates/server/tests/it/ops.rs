@@ -151,3 +151,53 @@ async fn every_response_carries_a_request_id() {
     assert_eq!(given.headers()["x-request-id"], "trace-me-42");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_can_need_a_token_or_a_listener_of_their_own() {
+    let db = iyagi_testkit::TestDb::sqlite();
+    let mut settings = crate::helpers::test_settings(&db.url);
+    settings.metrics.token = "s3cret-scrape".to_owned();
+    let app = TestApp::spawn_with(settings).await;
+    let without = app.client.get(app.url("/metrics")).send().await.unwrap();
+    expect_error(without, 401, "unauthenticated").await;
+    let wrong = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("s3cret-scrapf")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth("s3cret-scrape")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    assert!(
+        right
+            .text()
+            .await
+            .unwrap()
+            .contains("iyagi_ws_queued_bytes")
+    );
+    app.stop().await;
+
+    let mut settings = crate::helpers::test_settings(&db.url);
+    settings.metrics.listen = "127.0.0.1:0".to_owned();
+    let app = TestApp::spawn_with(settings).await;
+    assert_ne!(app.metrics_addr, app.addr);
+    let main = app.client.get(app.url("/metrics")).send().await.unwrap();
+    expect_error(main, 404, "not_found").await;
+    let own = app
+        .client
+        .get(format!("http://{}/metrics", app.metrics_addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    app.stop().await;
+    db.cleanup().await;
+}
