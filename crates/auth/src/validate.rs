@@ -21,11 +21,14 @@ pub struct Username(String);
 
 impl Username {
     pub fn parse(raw: &str) -> Result<Username, ValidationError> {
-        let lower = raw.to_lowercase();
-        let len = lower.chars().count();
-        let charset_ok = lower
+        // ASCII only, checked before lower-casing: Unicode lower-casing
+        // maps some other characters onto ASCII (the Kelvin sign onto 'k'),
+        // which would make look-alike names one account.
+        let charset_ok = raw
             .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c));
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        let len = raw.chars().count();
+        let lower = raw.to_ascii_lowercase();
         if !(USERNAME_MIN..=USERNAME_MAX).contains(&len) || !charset_ok {
             return Err(ValidationError(format!(
                 "username must be {USERNAME_MIN} to {USERNAME_MAX} characters of a-z, 0-9, '_', '.', '-'"
@@ -39,14 +42,15 @@ impl Username {
     }
 }
 
-/// 8 to 256 bytes. The upper bound keeps hashing cost bounded.
+/// 8 to 256 characters (Unicode scalar values, as JSON Schema counts
+/// them). The upper bound keeps hashing cost bounded.
 pub struct Password(String);
 
 impl Password {
     pub fn parse(raw: &str) -> Result<Password, ValidationError> {
-        if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&raw.len()) {
+        if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&raw.chars().count()) {
             return Err(ValidationError(format!(
-                "password must be {PASSWORD_MIN} to {PASSWORD_MAX} bytes long"
+                "password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters long"
             )));
         }
         Ok(Password(raw.to_owned()))

@@ -668,8 +668,9 @@ impl ChatService {
         Ok(())
     }
 
-    /// A page of history: after `after_seq` (ascending from there) or, by
-    /// default, before `before_seq` (the newest page below it).
+    /// A page of history: after `after_seq` (the oldest page above it, and
+    /// below `before_seq` when both are given) or, by default, before
+    /// `before_seq` (the newest page below it).
     pub async fn history(
         &self,
         me: Uuid,
@@ -681,13 +682,13 @@ impl ChatService {
         let limit = validate::page_limit(limit)?;
         self.require_member(me, room).await?;
         let (mut messages, has_more) = match (before_seq, after_seq) {
-            (Some(_), Some(_)) => {
-                return Err(ChatError::Validation(
-                    "give before_seq or after_seq, not both".to_owned(),
-                ));
-            }
-            (None, Some(after)) => {
+            // Ascending from `after`, and with `before` too, only below it
+            // (a range).
+            (before, Some(after)) => {
                 let mut rows = self.store.messages_after(room, after, limit + 1).await?;
+                if let Some(before) = before {
+                    rows.retain(|m| m.seq < before);
+                }
                 let more = rows.len() > limit as usize;
                 rows.truncate(limit as usize);
                 (rows, more)

@@ -86,15 +86,20 @@ pub fn emoji(emoji: &str) -> Result<(), ChatError> {
     Ok(())
 }
 
+/// A group title: 1 to 100 characters, not only whitespace, no control
+/// characters; kept as given (what the OpenAPI schema's pattern says).
 pub fn title(title: &str) -> Result<String, ChatError> {
-    let trimmed = title.trim();
-    let len = trimmed.chars().count();
-    if len == 0 || len > TITLE_MAX_CHARS || trimmed.chars().any(char::is_control) {
+    let len = title.chars().count();
+    if len == 0
+        || len > TITLE_MAX_CHARS
+        || title.chars().all(char::is_whitespace)
+        || title.chars().any(char::is_control)
+    {
         return Err(invalid(format!(
-            "title must be 1 to {TITLE_MAX_CHARS} characters"
+            "title must be 1 to {TITLE_MAX_CHARS} characters, not only whitespace, without control characters"
         )));
     }
-    Ok(trimmed.to_owned())
+    Ok(title.to_owned())
 }
 
 #[cfg(test)]
@@ -134,7 +139,7 @@ mod tests {
         assert!(client_msg_id(&"x".repeat(65)).is_err());
         assert!(emoji("👍").is_ok());
         assert!(emoji("").is_err() && emoji("a b").is_err());
-        assert_eq!(title("  friends ").unwrap(), "friends");
+        assert_eq!(title("  friends ").unwrap(), "  friends ", "kept as given");
         assert!(title("   ").is_err());
     }
 }

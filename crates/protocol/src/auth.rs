@@ -8,7 +8,7 @@ use uuid::Uuid;
 /// (stored lower-case).
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 32;
-/// Passwords: 8 to 256 bytes of UTF-8 (the upper bound keeps hashing cost bounded).
+/// Passwords: 8 to 256 characters (the upper bound keeps hashing cost bounded).
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 256;
 /// Device ids are chosen by the client: 1 to 64 characters of `A-Z a-z 0-9 _ . : -`.
@@ -19,9 +19,20 @@ pub const DEVICE_NAME_MAX: usize = 64;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[schema(example = "minji")]
+    /// 3 to 32 of `a-z 0-9 _ . -` (upper-case ASCII is lower-cased).
+    #[schema(
+        example = "minji",
+        pattern = "^[A-Za-z0-9_.-]{3,32}$",
+        min_length = 3,
+        max_length = 32
+    )]
     pub username: String,
-    #[schema(example = "correct horse battery staple")]
+    /// 8 to 256 characters.
+    #[schema(
+        example = "correct horse battery staple",
+        min_length = 8,
+        max_length = 256
+    )]
     pub password: String,
 }
 
@@ -72,17 +83,30 @@ impl Platform {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceInfo {
-    #[schema(example = "phone-1")]
+    /// 1 to 64 of `A-Z a-z 0-9 _ . : -`, stable per installation.
+    #[schema(
+        example = "phone-1",
+        pattern = "^[A-Za-z0-9_.:-]{1,64}$",
+        min_length = 1,
+        max_length = 64
+    )]
     pub id: String,
     pub platform: Platform,
+    /// At most 64 characters, no control characters.
     #[serde(default)]
-    #[schema(example = "Minji's phone")]
+    #[schema(
+        example = "Minji's phone",
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// Any string: a malformed username is answered like a wrong password
+    /// (401 `invalid_credentials`).
     pub username: String,
     pub password: String,
     pub device: DeviceInfo,

@@ -213,9 +213,17 @@ pub struct CreateDirectRoom {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateGroupRoom {
+    /// 1 to 100 characters, not only whitespace, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\x00-\\x20\\x7f-\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     pub title: String,
-    /// Other initial members (the creator is added as owner).
+    /// Other initial members (the creator is added as owner; repeats are
+    /// ignored). Each must exist (else 404 `not_found`).
     #[serde(default)]
+    #[schema(max_items = 999)]
     pub members: Vec<Uuid>,
 }
 

@@ -35,7 +35,7 @@ use crate::routes;
         crate::ws::upgrade,
     ),
     components(schemas(iyagi_protocol::ErrorBody, iyagi_protocol::ErrorCode)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonResponses),
     tags(
         (name = "auth", description = "accounts and tokens"),
         (name = "devices", description = "the caller's devices"),
@@ -60,5 +60,78 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every operation can give, documented once rather than on
+/// each handler: a route with a bearer token can answer 401; one with a
+/// JSON body can refuse the body (400, 408, 413, 415, 422); every route
+/// but the liveness probe can find a backend unreachable (503), and any
+/// can fail (500). A handler's own description of a status wins.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut common: Vec<(&str, &str)> = vec![(
+                    "500",
+                    "`internal`: a bug; the cause is in the server log under the request id",
+                )];
+                if path != "/healthz" {
+                    common.push((
+                        "503",
+                        "`unavailable`: a backend is unreachable; retry later",
+                    ));
+                }
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    common.push((
+                        "401",
+                        "`unauthenticated`: missing, malformed, expired or revoked access token",
+                    ));
+                }
+                if operation.request_body.is_some() {
+                    common.extend([
+                        ("400", "`malformed_json`, `invalid_request`: not a JSON object of the documented shape"),
+                        ("408", "`request_timeout`: the body did not arrive in time"),
+                        ("413", "`payload_too_large`"),
+                        ("415", "`unsupported_media_type`: the body is not `application/json`"),
+                        ("422", "`validation_failed`: a field breaks a documented rule"),
+                    ]);
+                }
+                if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                    common.push((
+                        "400",
+                        "`invalid_request`: a path or query parameter is malformed",
+                    ));
+                }
+                for (status, description) in common {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
     }
 }

@@ -33,11 +33,14 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page (`400 invalid_request` for a
+    /// cursor this server did not issue).
+    #[param(value_type = String, required = false, pattern = "^[0-9]{1,18}\\.[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
     cursor: Option<String>,
     /// 1 to 200, default 50; out of range: 422 `validation_failed`.
-    #[param(minimum = 1, maximum = 200)]
+    #[param(value_type = i64, required = false, minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
@@ -59,6 +62,7 @@ fn parse_cursor(cursor: &str) -> Result<(i64, Uuid), ApiError> {
 #[utoipa::path(get, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])), params(ListParams), responses(
     (status = 200, body = RoomList),
     (status = 400, body = ErrorBody, description = "`invalid_request` (bad cursor)"),
+    (status = 422, body = ErrorBody, description = "`validation_failed`: `limit` out of range"),
 ))]
 pub async fn list(
     State(state): State<AppState>,
@@ -126,6 +130,7 @@ pub async fn detail(
     responses(
         (status = 200, body = RoomDetail),
         (status = 403, body = ErrorBody, description = "`not_a_member`"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such user"),
         (status = 422, body = ErrorBody, description = "`validation_failed`: direct room, or group full"),
     ))]
 pub async fn add_member(
@@ -162,20 +167,28 @@ pub async fn remove_member(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryParams {
-    /// Newest page below this seq (default: the newest page).
+    /// Newest page below this seq, exclusive (default: the newest page).
+    /// With `after_seq` too: the oldest page between the two.
+    #[param(value_type = i64, required = false)]
     before_seq: Option<i64>,
-    /// Oldest page above this seq.
+    /// Oldest page above this seq, exclusive.
+    #[param(value_type = i64, required = false)]
     after_seq: Option<i64>,
     /// 1 to 200, default 50; out of range: 422 `validation_failed`.
-    #[param(minimum = 1, maximum = 200)]
+    #[param(value_type = i64, required = false, minimum = 1, maximum = 200)]
     limit: Option<i64>,
 }
 
 /// A page of the room's messages, ascending by seq.
 #[utoipa::path(get, path = "/v1/rooms/{room_id}/messages", tag = "rooms", security(("bearer" = [])),
     params(("room_id" = Uuid, Path), HistoryParams),
-    responses((status = 200, body = MessagePage), (status = 403, body = ErrorBody, description = "`not_a_member`")))]
+    responses(
+        (status = 200, body = MessagePage),
+        (status = 403, body = ErrorBody, description = "`not_a_member`"),
+        (status = 422, body = ErrorBody, description = "`validation_failed`: `limit` out of range"),
+    ))]
 pub async fn history(
     State(state): State<AppState>,
     Authenticated(me): Authenticated,

@@ -40,9 +40,14 @@ pub struct WsParams {
 
 /// Upgrade to the WebSocket protocol (see docs/protocol.md for the frames).
 #[utoipa::path(get, path = "/v1/ws", tag = "realtime",
+    security((), ("bearer" = [])),
     params(
         ("access_token" = Option<String>, Query, description = "access token, when the client cannot send Authorization"),
         ("device_id" = Option<String>, Query, description = "device id; needed only with external OIDC tokens"),
+        ("Upgrade" = String, Header, description = "`websocket` (RFC 6455; any WebSocket client library sends these four)"),
+        ("Connection" = String, Header, description = "`Upgrade`"),
+        ("Sec-WebSocket-Version" = String, Header, description = "`13`"),
+        ("Sec-WebSocket-Key" = String, Header, description = "16 random bytes in base64"),
     ),
     responses(
         (status = 101, description = "switching to WebSocket"),
