@@ -335,3 +335,77 @@ async fn token_answers_are_never_cached_and_bad_paths_get_json_errors() {
     app.stop().await;
     db.cleanup().await;
 }
+
+/// Opens a WebSocket by hand (so the test can then send frames no client
+/// library would) and returns the raw stream after the 101.
+async fn raw_websocket(app: &TestApp, token: &str) -> TcpStream {
+    let mut stream = connect_from(app, [127, 0, 0, 1]).await;
+    let request = format!(
+        "GET /v1/ws?access_token={token} HTTP/1.1\r\nhost: x\r\nupgrade: websocket\r\nconnection: upgrade\r\n\
+         sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    stream
+}
+
+/// Reads frames until a close frame; returns its code.
+async fn close_code(stream: &mut TcpStream) -> u16 {
+    loop {
+        let mut header = [0u8; 2];
+        tokio::time::timeout(Duration::from_secs(5), stream.read_exact(&mut header))
+            .await
+            .expect("a frame in time")
+            .expect("a close frame before the socket ends");
+        let opcode = header[0] & 0x0f;
+        let mut len = u64::from(header[1] & 0x7f);
+        if len == 126 {
+            let mut ext = [0u8; 2];
+            stream.read_exact(&mut ext).await.unwrap();
+            len = u64::from(u16::from_be_bytes(ext));
+        } else if len == 127 {
+            let mut ext = [0u8; 8];
+            stream.read_exact(&mut ext).await.unwrap();
+            len = u64::from_be_bytes(ext);
+        }
+        let mut payload = vec![0u8; len as usize];
+        stream.read_exact(&mut payload).await.unwrap();
+        if opcode == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn protocol_violations_get_a_close_frame() {
+    let db = iyagi_testkit::TestDb::sqlite();
+    let app = TestApp::spawn(&db.url).await;
+    let tokens = app.user("alice", "phone").await;
+
+    // Text that is not UTF-8 (masked, as a client must): 1007.
+    let mut stream = raw_websocket(&app, &tokens.access).await;
+    let payload = [0xffu8, 0xfe, 0xfd];
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).await.unwrap();
+    assert_eq!(close_code(&mut stream).await, 1007);
+
+    // An unmasked client frame: 1002.
+    let mut stream = raw_websocket(&app, &tokens.access).await;
+    stream.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    assert_eq!(close_code(&mut stream).await, 1002);
+    app.stop().await;
+    db.cleanup().await;
+}
