@@ -5,7 +5,9 @@
 #   scripts/bench.sh pairs --pairs 50 --window 16 --messages 2000
 #   BACKEND=postgres scripts/bench.sh fanout --members 1000 --rate 50
 # BACKEND=postgres uses PostgreSQL + Redis (IYAGI_BENCH_POSTGRES_URL,
-# IYAGI_BENCH_REDIS_URL) instead of the embedded defaults.
+# IYAGI_BENCH_REDIS_URL) instead of the embedded defaults. To compare two
+# builds in one sitting: IYAGI_BIN=path/to/iyagi (with IYAGI_BENCH_CONFIG
+# for its configuration file), SKIP_RELAY=1 to leave the relay out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/iyagi-target}"
@@ -25,7 +27,7 @@ if [ "${BACKEND:-embedded}" = postgres ]; then
   export IYAGI_DATABASE__MAX_CONNECTIONS=20
   export IYAGI_SESSION__STORE=redis IYAGI_SESSION__REDIS_PREFIX="iyagi_bench_$$"
 fi
-"$bin/iyagi" serve --config crates/bench/iyagi-bench.toml "${extra[@]}" & server=$!
+"${IYAGI_BIN:-$bin/iyagi}" serve --config "${IYAGI_BENCH_CONFIG:-crates/bench/iyagi-bench.toml}" "${extra[@]}" & server=$!
 wait_port 8080
 "$bin/iyagi-bench" --target 127.0.0.1:8080 --server-pid "$server" "$scenario" "$@" | tee /tmp/iyagi-bench/iyagi.out
 kill "$server"; wait "$server" 2>/dev/null || true
@@ -34,10 +36,11 @@ if [ "${BACKEND:-embedded}" = postgres ]; then
   redis-cli --scan --pattern "iyagi_bench_$$:*" | xargs -r redis-cli del >/dev/null
 fi
 
+tail -n1 /tmp/iyagi-bench/iyagi.out >> "$out"
+[ -n "${SKIP_RELAY:-}" ] && exit 0
+
 "$bin/iyagi-bench" relay --listen 127.0.0.1:9090 & relay=$!
 wait_port 9090
 "$bin/iyagi-bench" --relay --target 127.0.0.1:9090 --server-pid "$relay" "$scenario" "$@" | tee /tmp/iyagi-bench/relay.out
 kill "$relay"; wait "$relay" 2>/dev/null || true
-
-tail -n1 /tmp/iyagi-bench/iyagi.out >> "$out"
 tail -n1 /tmp/iyagi-bench/relay.out >> "$out"

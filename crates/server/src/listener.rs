@@ -8,8 +8,9 @@
 //! - request headers must arrive within `server.header_read_timeout_ms`,
 //!   which hyper also applies to an idle keep-alive connection waiting for
 //!   its next request;
-//! - at most `server.max_connections` connections at once (by default the
-//!   process's open-file limit less a reserve for storage and the rest);
+//! - at most `server.max_connections` connections at once, WebSockets
+//!   included (by default the process's open-file limit less a reserve for
+//!   storage and the rest);
 //! - at most `server.max_unauthenticated_per_address` connections per
 //!   client address that are not (yet) an authenticated WebSocket: plain
 //!   HTTP connections and upgrades in progress. An authenticated WebSocket
@@ -69,6 +70,12 @@ impl PerAddress {
         }
     }
 }
+
+/// A connection's place under `server.max_connections`. Requests carry it
+/// (as an extension): an upgraded WebSocket keeps it for its whole life,
+/// after hyper's part of the connection has ended.
+#[derive(Clone)]
+pub struct ConnectionPermit(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// A connection's place in its address's count of unauthenticated
 /// connections. Requests carry it (as an extension) so that the WebSocket
@@ -149,8 +156,8 @@ pub async fn serve(
         let shutdown = shutdown.clone();
         let alive = alive.clone();
         tokio::spawn(async move {
-            serve_connection(tcp, peer, slot, router, limits, shutdown).await;
-            drop(permit);
+            let permit = ConnectionPermit(Arc::new(permit));
+            serve_connection(tcp, peer, slot, permit, router, limits, shutdown).await;
             drop(alive);
         });
     }
@@ -162,6 +169,7 @@ async fn serve_connection(
     tcp: TcpStream,
     peer: SocketAddr,
     slot: AddressSlot,
+    permit: ConnectionPermit,
     router: Router,
     limits: ListenLimits,
     mut shutdown: watch::Receiver<bool>,
@@ -169,6 +177,7 @@ async fn serve_connection(
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         request.extensions_mut().insert(slot.clone());
+        request.extensions_mut().insert(permit.clone());
         // A router is always ready; cloning one is cloning an `Arc`.
         let mut router = router.clone();
         router.call(request.map(axum::body::Body::new))

@@ -28,6 +28,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::listener::ConnectionPermit;
 use crate::state::AppState;
 
 /// Messages fetched per storage round trip during catch-up.
@@ -64,6 +65,7 @@ pub fn run(
     state: AppState,
     principal: Principal,
     device_id: String,
+    permit: Option<ConnectionPermit>,
 ) -> impl Future<Output = ()> + Send + 'static {
     let connection_id = Uuid::now_v7();
     let span = tracing::info_span!("ws", %connection_id, user_id = %principal.user_id, device_id);
@@ -103,6 +105,7 @@ pub fn run(
         limiter: RateLimiter::direct(Quota::per_second(per_second)),
         session_ttl,
         closing: None,
+        _permit: permit,
     };
     let writer = Writer {
         task: writer,
@@ -128,6 +131,8 @@ struct Session {
     /// Set when this connection must close (its own answers overflowed
     /// its queue); the reader loop stops at its next turn.
     closing: Option<u16>,
+    /// Its place under `server.max_connections`, for as long as it lives.
+    _permit: Option<ConnectionPermit>,
 }
 
 impl Session {
@@ -766,9 +771,11 @@ mod tests {
     /// idle benchmark's memory target is 8 KiB per connection in all).
     #[test]
     fn the_connection_task_stays_small() {
-        let size = future_size(|(socket, state, principal, device): (_, _, _, String)| {
-            super::run(socket, state, principal, device)
-        });
+        let size = future_size(
+            |(socket, state, principal, device, permit): (_, _, _, String, _)| {
+                super::run(socket, state, principal, device, permit)
+            },
+        );
         eprintln!("connection task future: {size} bytes");
         assert!(
             size < 1400,

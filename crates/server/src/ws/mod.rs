@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
-use crate::listener::AddressSlot;
+use crate::listener::{AddressSlot, ConnectionPermit};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -60,6 +60,7 @@ pub async fn upgrade(
     headers: HeaderMap,
     ApiQuery(params): ApiQuery<WsParams>,
     slot: Option<Extension<AddressSlot>>,
+    permit: Option<Extension<ConnectionPermit>>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let token = headers
@@ -126,10 +127,12 @@ pub async fn upgrade(
         // One pointer captured: the upgrade task keeps its callback's
         // captures for the connection's life.
         .on_upgrade({
-            let setup = Box::new((state, principal, device_id));
+            // The connection keeps its place under the server's cap.
+            let permit = permit.map(|Extension(permit)| permit);
+            let setup = Box::new((state, principal, device_id, permit));
             move |socket| {
-                let (state, principal, device_id) = *setup;
-                connection::run(socket, state, principal, device_id)
+                let (state, principal, device_id, permit) = *setup;
+                connection::run(socket, state, principal, device_id, permit)
             }
         }))
 }

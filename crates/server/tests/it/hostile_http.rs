@@ -258,6 +258,40 @@ async fn the_server_caps_its_connections() {
         .await
         .unwrap();
     assert_eq!(read_response(&mut again).await.0, 200);
+    drop(again);
+
+    // WebSockets keep their place for their whole life (the login goes
+    // through a client that keeps no idle connection to take one).
+    let no_pool = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = app.url("/v1/auth/register");
+    no_pool
+        .post(&url)
+        .json(&json!({"username": "alice", "password": "correct horse"}))
+        .send()
+        .await
+        .unwrap();
+    let login: Value = no_pool
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"username": "alice", "password": "correct horse", "device": {"id": "p", "platform": "ios"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let tokens = crate::helpers::Tokens::from(login);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        sockets.push(WsClient::connect_live(&app, &tokens).await);
+    }
+    let mut over = connect_from(&app, [127, 0, 0, 21]).await;
+    let refused =
+        String::from_utf8(read_until_closed(&mut over, Duration::from_secs(3)).await).unwrap();
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
     app.stop().await;
     db.cleanup().await;
 }
