@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, test_settings};
+use crate::helpers::{TestApp, cluster_settings};
 use crate::ws_client::WsClient;
 
 #[tokio::test]
@@ -21,19 +21,7 @@ async fn two_nodes_share_rooms_presence_revocations_and_catch_up() {
     let Some(db) = iyagi_testkit::TestDb::postgres().await else {
         return;
     };
-    let mut settings = test_settings(&db.url);
-    settings.session = iyagi_server::SessionSettings {
-        store: iyagi_server::SessionBackend::Redis,
-        redis_url: redis.url.clone(),
-        redis_prefix: redis.prefix.clone(),
-        ..Default::default()
-    };
-    settings.bus = iyagi_server::BusSettings {
-        kind: iyagi_server::BusBackend::Nats,
-        nats_url,
-        subject_prefix: redis.prefix.clone(),
-        ..Default::default()
-    };
+    let settings = cluster_settings(&db.url, &redis, nats_url);
     let pushes = Arc::new(iyagi_chat::RecordingNotifier::default());
     let node_a = TestApp::spawn_with_push(settings.clone(), pushes.clone()).await;
     let node_b = TestApp::spawn_with(settings).await;

@@ -8,7 +8,7 @@ use iyagi_testkit::PrivateService;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, test_settings};
+use crate::helpers::{TestApp, cluster_settings, test_settings};
 use crate::realtime::{direct_room, group_room};
 use crate::ws_client::WsClient;
 
@@ -35,22 +35,11 @@ async fn lost_bus_events_never_leave_stale_authorization() {
     let Some(db) = iyagi_testkit::TestDb::postgres().await else {
         return;
     };
-    let mut settings = test_settings(&db.url);
-    settings.session = iyagi_server::SessionSettings {
-        store: iyagi_server::SessionBackend::Redis,
-        redis_url: redis.url.clone(),
-        redis_prefix: redis.prefix.clone(),
-        ..Default::default()
-    };
-    settings.bus = iyagi_server::BusSettings {
-        kind: iyagi_server::BusBackend::Nats,
-        nats_url: nats.url(),
-        subject_prefix: redis.prefix.clone(),
-        // Long enough that only the outage handling can explain a refusal.
-        member_cache_ttl_ms: 600_000,
-        session_recheck_secs: 600,
-        outage_recheck_ms: 300,
-    };
+    let mut settings = cluster_settings(&db.url, &redis, nats.url());
+    // Long enough that only the outage handling can explain a refusal.
+    settings.bus.member_cache_ttl_ms = 600_000;
+    settings.bus.session_recheck_secs = 600;
+    settings.bus.outage_recheck_ms = 300;
     let node_a = TestApp::spawn_with(settings.clone()).await;
     let node_b = TestApp::spawn_with(settings).await;
 

@@ -29,6 +29,29 @@ pub fn test_settings(database_url: &str) -> Settings {
     settings
 }
 
+/// Settings for a node of a cluster: PostgreSQL (`database_url`), sessions
+/// in Redis and fan-out over NATS, both under the test's own prefix.
+pub fn cluster_settings(
+    database_url: &str,
+    redis: &iyagi_testkit::TestRedis,
+    nats_url: String,
+) -> Settings {
+    let mut settings = test_settings(database_url);
+    settings.session = iyagi_server::SessionSettings {
+        store: iyagi_server::SessionBackend::Redis,
+        redis_url: redis.url.clone(),
+        redis_prefix: redis.prefix.clone(),
+        ..Default::default()
+    };
+    settings.bus = iyagi_server::BusSettings {
+        kind: iyagi_server::BusBackend::Nats,
+        nats_url,
+        subject_prefix: redis.prefix.clone(),
+        ..Default::default()
+    };
+    settings
+}
+
 impl TestApp {
     pub async fn spawn(database_url: &str) -> TestApp {
         TestApp::spawn_with(test_settings(database_url)).await

@@ -15,15 +15,16 @@ use crate::ws_client::WsClient;
 type RawWs =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Reads everything until the close; returns the `ref`s of the answers
-/// of `kind` in arrival order and the close code.
-async fn read_to_close(ws: &mut RawWs, kind: &str) -> (Vec<String>, Option<u16>) {
+/// Reads until the server closes the connection, or says nothing for
+/// `quiet`; returns the `ref`s of the `history` answers and errors, in
+/// arrival order, and the close code (`None`: no close frame).
+async fn read_answers(ws: &mut RawWs, quiet: Duration) -> (Vec<String>, Option<u16>) {
     let mut refs = Vec::new();
     loop {
-        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await {
+        match tokio::time::timeout(quiet, ws.next()).await {
             Ok(Some(Ok(Message::Text(text)))) => {
                 let frame: Value = serde_json::from_str(&text).unwrap();
-                if frame["type"] == kind || frame["type"] == "error" {
+                if frame["type"] == "history" || frame["type"] == "error" {
                     refs.push(frame["ref"].as_str().unwrap_or("?").to_owned());
                 }
             }
@@ -34,8 +35,7 @@ async fn read_to_close(ws: &mut RawWs, kind: &str) -> (Vec<String>, Option<u16>)
             }
             Ok(Some(Ok(_))) => {}
             Ok(Some(Err(e))) => panic!("socket error instead of a close frame: {e}"),
-            Ok(None) => return (refs, None),
-            Err(_) => return (refs, None),
+            Ok(None) | Err(_) => return (refs, None),
         }
     }
 }
@@ -90,7 +90,7 @@ async fn a_reader_of_large_history_pages_pins_bounded_memory_and_is_closed() {
         peak <= per_connection + iyagi_server::settings::HISTORY_PAGE_MAX_BYTES,
         "queued bytes peaked at {peak}"
     );
-    let (answers, code) = read_to_close(&mut ws, "history").await;
+    let (answers, code) = read_answers(&mut ws, Duration::from_secs(20)).await;
     assert_eq!(
         code,
         Some(4001),
@@ -165,7 +165,7 @@ async fn pipelined_requests_get_an_answer_each_or_a_close() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (answers, code) = read_to_close_or_quiet(&mut ws).await;
+    let (answers, code) = read_answers(&mut ws, Duration::from_secs(3)).await;
     let in_order: Vec<String> = (0..answers.len()).map(|i| format!("h{i}")).collect();
     assert_eq!(answers, in_order, "answers in order, none skipped");
     assert!(
@@ -180,30 +180,6 @@ async fn pipelined_requests_get_an_answer_each_or_a_close() {
     );
     app.stop().await;
     db.cleanup().await;
-}
-
-/// Like [`read_to_close`], but a connection that goes quiet (every answer
-/// arrived, nothing more to say) is fine too.
-async fn read_to_close_or_quiet(ws: &mut RawWs) -> (Vec<String>, Option<u16>) {
-    let mut refs = Vec::new();
-    loop {
-        match tokio::time::timeout(Duration::from_secs(3), ws.next()).await {
-            Ok(Some(Ok(Message::Text(text)))) => {
-                let frame: Value = serde_json::from_str(&text).unwrap();
-                if frame["type"] == "history" || frame["type"] == "error" {
-                    refs.push(frame["ref"].as_str().unwrap_or("?").to_owned());
-                }
-            }
-            Ok(Some(Ok(Message::Close(frame)))) => {
-                // Answer the close, as every client library does.
-                while let Some(Ok(_)) = ws.next().await {}
-                return (refs, frame.map(|f| u16::from(f.code)));
-            }
-            Ok(Some(Ok(_))) => {}
-            Ok(Some(Err(e))) => panic!("socket error instead of a close frame: {e}"),
-            Ok(None) | Err(_) => return (refs, None),
-        }
-    }
 }
 
 #[tokio::test]
