@@ -14,6 +14,9 @@ pub enum ChatError {
     Validation(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A room-list cursor this server did not issue.
+    #[error("cursor is not one this server issued")]
+    BadCursor,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

@@ -2,19 +2,25 @@
 //!
 //! [`ChatService`] decides who may do what in which room, turns client
 //! intents into stored messages (through `iyagi-store`), hands every stored
-//! message to the [`Bus`] for live delivery, and decides which members get a
-//! push notification ([`push`]). It knows nothing of sockets or HTTP.
+//! message to the bus for live delivery, and decides which members get a
+//! push notification ([`push`]). It knows nothing of sockets or HTTP, and
+//! it answers in wire values (`iyagi-protocol`): storage rows stay inside.
 
+mod catchup;
 mod error;
+mod gate;
 mod members_cache;
+mod membership;
+mod messages;
+mod presence;
 pub mod push;
+mod rooms;
 mod service;
+mod unread;
 mod validate;
-pub mod views;
+mod views;
 
+pub use catchup::{CatchUp, REPLAY_PAGE, ReplayPlan};
 pub use error::ChatError;
-pub use iyagi_bus::{
-    Bus, BusState, ConnectionEntry, Delivery, Hub, LocalBus, NatsBus, Outbound, RoomFrame, SyncEnd,
-};
 pub use push::{LogNotifier, PushNotification, PushNotifier, RecordingNotifier, to_notify};
-pub use service::{ChatLimits, ChatService, Membership, PendingSend, ReadOutcome, encode_frame};
+pub use service::{ChatLimits, ChatService, Membership, PendingSend, ReadOutcome, Sent};

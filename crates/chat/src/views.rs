@@ -3,7 +3,7 @@
 use iyagi_protocol::chat::{
     Content, MemberRole, MemberView, MessageKind, MessageView, RoomKind, RoomView, UserRef,
 };
-use iyagi_store::{MessageRecord, NamedMember, RoomListEntry};
+use iyagi_store::{self as store, MessageRecord, NamedMember, RoomListEntry};
 
 pub fn message(record: &MessageRecord) -> MessageView {
     MessageView {
@@ -21,26 +21,24 @@ pub fn message(record: &MessageRecord) -> MessageView {
     }
 }
 
-pub fn room_kind(kind: &str) -> RoomKind {
-    if kind == "direct" {
-        RoomKind::Direct
-    } else {
-        RoomKind::Group
+pub fn room_kind(kind: store::RoomKind) -> RoomKind {
+    match kind {
+        store::RoomKind::Direct => RoomKind::Direct,
+        store::RoomKind::Group => RoomKind::Group,
     }
 }
 
-pub fn role(role: &str) -> MemberRole {
-    if role == "owner" {
-        MemberRole::Owner
-    } else {
-        MemberRole::Member
+pub fn role(role: store::MemberRole) -> MemberRole {
+    match role {
+        store::MemberRole::Owner => MemberRole::Owner,
+        store::MemberRole::Member => MemberRole::Member,
     }
 }
 
 pub fn room(entry: &RoomListEntry) -> RoomView {
     RoomView {
         id: entry.room.id,
-        kind: room_kind(&entry.room.kind),
+        kind: room_kind(entry.room.kind),
         title: entry.room.title.clone(),
         peer: entry.peer.as_ref().map(|(id, username)| UserRef {
             id: *id,
@@ -48,7 +46,7 @@ pub fn room(entry: &RoomListEntry) -> RoomView {
         }),
         last_seq: entry.room.last_seq,
         last_message: entry.last_message.as_ref().map(message),
-        unread: (entry.room.content_count - entry.read_count).max(0),
+        unread: crate::unread::unread(entry.room.content_count, entry.read_count),
         updated_at: entry.room.last_activity_ms,
         created_at: entry.room.created_at_ms,
     }
@@ -60,7 +58,7 @@ pub fn member(named: &NamedMember) -> MemberView {
             id: named.member.user_id,
             username: named.username.clone(),
         },
-        role: role(&named.member.role),
+        role: role(named.member.role),
         joined_at: named.member.created_at_ms,
         read_seq: named.member.read_seq,
     }

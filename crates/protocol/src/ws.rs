@@ -8,14 +8,14 @@ use uuid::Uuid;
 use crate::chat::{MessageKind, MessageView, RoomPresence};
 use crate::error::ErrorCode;
 
-/// Every client frame type, for telling an unknown `type` from a malformed frame.
-pub const CLIENT_FRAME_TYPES: [&str; 8] = [
-    "send", "read", "react", "typing", "view", "sync", "history", "presence",
-];
+/// Every client frame type, for telling an unknown `type` from a malformed
+/// frame: the variants of [`ClientFrame`], named as serde names them.
+pub const CLIENT_FRAME_TYPES: &[&str] = <ClientFrame as strum::VariantNames>::VARIANTS;
 
 /// Frames a client sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::VariantNames)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[strum(serialize_all = "snake_case")]
 pub enum ClientFrame {
     /// Store and deliver a message. Retrying with the same `client_msg_id`
     /// from the same device returns the original `ack` and stores nothing.
@@ -242,5 +242,25 @@ pub mod close {
             INVALID_DATA => "text frame is not UTF-8",
             _ => "closing",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_frame_type_is_one_serde_knows_and_no_other() {
+        assert_eq!(CLIENT_FRAME_TYPES.len(), 8);
+        for kind in CLIENT_FRAME_TYPES {
+            let error = serde_json::from_value::<ClientFrame>(serde_json::json!({"type": kind}))
+                .map(|_| String::new())
+                .unwrap_or_else(|e| e.to_string());
+            assert!(!error.contains("unknown variant"), "{kind}: {error}");
+        }
+        let unknown = serde_json::from_value::<ClientFrame>(serde_json::json!({"type": "explode"}))
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("unknown variant"), "{unknown}");
     }
 }

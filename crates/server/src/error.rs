@@ -112,6 +112,10 @@ impl From<ChatError> for ApiError {
             ChatError::NotFound(what) => ApiError::new(ErrorCode::NotFound, what),
             ChatError::Validation(message) => ApiError::new(ErrorCode::ValidationFailed, message),
             ChatError::Forbidden(why) => ApiError::new(ErrorCode::Forbidden, why),
+            ChatError::BadCursor => ApiError::new(
+                ErrorCode::InvalidRequest,
+                "cursor is not one this server issued",
+            ),
             ChatError::Store(e) => e.into(),
             ChatError::Session(e) => e.into(),
         }

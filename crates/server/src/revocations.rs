@@ -28,14 +28,12 @@ pub(crate) async fn close_revoked_connections(state: AppState) {
                 session_id,
             }) => {
                 state
-                    .chat
-                    .bus()
+                    .bus
                     .close_sessions(user_id, Some(session_id), close::SESSION_REVOKED);
             }
             Ok(Revocation::AllSessionsOf { user_id }) => {
                 state
-                    .chat
-                    .bus()
+                    .bus
                     .close_sessions(user_id, None, close::SESSION_REVOKED);
             }
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
@@ -53,7 +51,7 @@ pub(crate) async fn recheck_open_sessions(state: AppState) {
     let settings = &state.settings.bus;
     let steady = Duration::from_secs(settings.session_recheck_secs.max(1));
     let outage = Duration::from_millis(settings.outage_recheck_ms.max(100));
-    let mut bus = state.chat.bus().state();
+    let mut bus = state.bus.state();
     loop {
         let every = if bus.borrow().connected {
             steady
@@ -75,7 +73,7 @@ pub(crate) async fn recheck_open_sessions(state: AppState) {
 }
 
 async fn sweep(state: &AppState) -> Result<(), iyagi_auth::AuthError> {
-    let hub = state.chat.hub();
+    let hub = &state.hub;
     let open = hub.sessions();
     if open.is_empty() {
         return Ok(());

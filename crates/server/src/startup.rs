@@ -111,15 +111,20 @@ impl Application {
             settings.ws.outbound_total_bytes,
         )));
         let bus: Arc<dyn Bus> = match settings.bus.kind {
-            BusBackend::Local => Arc::new(LocalBus::new(hub)),
+            BusBackend::Local => Arc::new(LocalBus::new(hub.clone())),
             BusBackend::Nats => Arc::new(
-                NatsBus::connect(&settings.bus.nats_url, &settings.bus.subject_prefix, hub).await?,
+                NatsBus::connect(
+                    &settings.bus.nats_url,
+                    &settings.bus.subject_prefix,
+                    hub.clone(),
+                )
+                .await?,
             ),
         };
         let chat = Arc::new(ChatService::new(
             store.clone(),
-            sessions,
-            bus,
+            sessions.clone(),
+            bus.clone(),
             push,
             ChatLimits {
                 max_replay: settings.ws.max_replay,
@@ -134,6 +139,9 @@ impl Application {
             auth,
             metrics: Arc::new(Metrics::new()),
             chat,
+            hub,
+            bus,
+            sessions,
             shutdown,
             hooks: Arc::new(hooks),
         };
@@ -244,7 +252,7 @@ impl Application {
         let _ = stop.send(true);
         // WebSocket connections close with 1001 (again below, for any that
         // registered meanwhile).
-        state.chat.hub().close_all(close::GOING_AWAY);
+        state.hub.close_all(close::GOING_AWAY);
         pruner.abort();
         revoker.abort();
         sweeper.abort();
@@ -262,7 +270,7 @@ impl Application {
                 Ok(())
             }
         };
-        let hub = state.chat.hub();
+        let hub = state.hub;
         hub.close_all(close::GOING_AWAY);
         let deadline = tokio::time::Instant::now() + grace;
         // Wait for every connection's teardown (which still uses storage to

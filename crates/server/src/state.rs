@@ -1,14 +1,17 @@
 use std::sync::Arc;
 
 use iyagi_auth::AuthService;
+use iyagi_bus::{Bus, Hub};
 use iyagi_chat::ChatService;
+use iyagi_session::SessionStore;
 use iyagi_store::Storage;
 
 use crate::hooks::TestHooks;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 
-/// Handles shared by every request. Cheap to clone; no globals anywhere.
+/// Handles shared by every request and connection. Cheap to clone; no
+/// globals anywhere.
 #[derive(Clone)]
 pub struct AppState {
     pub settings: Arc<Settings>,
@@ -16,6 +19,12 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub metrics: Arc<Metrics>,
     pub chat: Arc<ChatService>,
+    /// This node's WebSocket connections.
+    pub hub: Arc<Hub>,
+    /// Delivery to every node's connections, and whether events may have been lost.
+    pub bus: Arc<dyn Bus>,
+    /// Who is connected, who views which room.
+    pub sessions: Arc<dyn SessionStore>,
     /// Turns true when the server begins shutting down.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// Pause points for tests (none in production).

@@ -14,6 +14,7 @@ mod pg_nodelay;
 mod pg_writer;
 mod sql;
 mod sqlite_writer;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -199,7 +200,7 @@ impl PendingAppend {
 
     /// The stored message, once committed.
     pub async fn committed(self) -> Result<Appended, StoreError> {
-        self.0.await.map_err(|_| sql::writer_stopped())?
+        self.0.await.map_err(|_| writer::writer_stopped())?
     }
 }
 

@@ -3,6 +3,99 @@
 
 use uuid::Uuid;
 
+/// What a room is. Stored as TEXT (`direct`, `group`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoomKind {
+    Direct,
+    Group,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Direct => "direct",
+            RoomKind::Group => "group",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<RoomKind> {
+        match text {
+            "direct" => Some(RoomKind::Direct),
+            "group" => Some(RoomKind::Group),
+            _ => None,
+        }
+    }
+}
+
+/// A member's role in a room. Stored as TEXT (`owner`, `member`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberRole {
+    Owner,
+    Member,
+}
+
+impl MemberRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberRole::Owner => "owner",
+            MemberRole::Member => "member",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<MemberRole> {
+        match text {
+            "owner" => Some(MemberRole::Owner),
+            "member" => Some(MemberRole::Member),
+            _ => None,
+        }
+    }
+}
+
+/// Lets an enum with `as_str` / `parse` be bound and read as a TEXT
+/// column on either backend.
+macro_rules! text_column {
+    ($ty:ty) => {
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $ty
+        where
+            String: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut DB::ArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <String as sqlx::Encode<'q, DB>>::encode(self.as_str().to_owned(), buf)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
+                <$ty>::parse(&text)
+                    .ok_or_else(|| format!("unknown {} {text:?}", stringify!($ty)).into())
+            }
+        }
+    };
+}
+
+text_column!(RoomKind);
+text_column!(MemberRole);
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {
     pub id: Uuid,
@@ -102,7 +195,7 @@ pub struct SigningKeyRecord {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RoomRecord {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: RoomKind,
     pub title: Option<String>,
     pub direct_key: Option<String>,
     pub created_at_ms: i64,
@@ -115,12 +208,12 @@ pub struct RoomRecord {
 #[derive(Debug, Clone)]
 pub struct NewRoom {
     pub id: Uuid,
-    pub kind: String,
+    pub kind: RoomKind,
     pub title: Option<String>,
     pub direct_key: Option<String>,
     pub created_at_ms: i64,
     /// (user id, role) of the initial members.
-    pub members: Vec<(Uuid, String)>,
+    pub members: Vec<(Uuid, MemberRole)>,
     /// Stored as seq 1 in the same transaction (the room_created message).
     pub first_message: NewMessage,
 }
@@ -138,7 +231,7 @@ pub struct MemberRecord {
     pub id: Uuid,
     pub room_id: Uuid,
     pub user_id: Uuid,
-    pub role: String,
+    pub role: MemberRole,
     pub created_at_ms: i64,
     pub read_seq: i64,
     pub read_count: i64,
@@ -212,7 +305,7 @@ pub enum ReadEffect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomListEntry {
     pub room: RoomRecord,
-    pub role: String,
+    pub role: MemberRole,
     pub read_seq: i64,
     pub read_count: i64,
     /// For direct rooms: the other member.
@@ -233,7 +326,7 @@ pub struct MembershipChange {
     pub room_id: Uuid,
     pub user_id: Uuid,
     /// `Some(role)` adds the user; `None` removes them.
-    pub add_as: Option<String>,
+    pub add_as: Option<MemberRole>,
     /// An add fails with [`StoreError::LimitReached`](crate::StoreError)
     /// when the room already has this many members, checked inside the
     /// transaction that adds (concurrent adds cannot overshoot it).

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::batch::{ReadPositions, RoomCounters};
-use crate::sql::{
+use crate::writer::{
     AppendJob, MAX_BATCH, WriterCounters, WriterJob, answer_committed, answer_failed, split_batch,
 };
 use crate::{Appended, MessageRecord, ReadEffect, StoreError};

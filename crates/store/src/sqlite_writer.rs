@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
-use crate::sql::{
+use crate::writer::{
     AppendJob, MAX_BATCH, WriterCounters, WriterJob, answer_committed, answer_failed, split_batch,
 };
 use uuid::Uuid;

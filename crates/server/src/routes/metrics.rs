@@ -50,7 +50,7 @@ pub async fn metrics(
         }
     }
     let as_gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let hub = state.chat.hub();
+    let hub = state.hub;
     let metrics = &state.metrics;
     metrics.ws_frames_out.set(as_gauge(hub.delivered_total()));
     metrics

@@ -50,7 +50,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
         }
     };
     let store = state.store.clone();
-    let sessions = state.chat.sessions().clone();
+    let sessions = state.sessions.clone();
     let (storage, session_check) = futures::join!(
         timed(
             "storage",
@@ -61,7 +61,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             Box::pin(async move { sessions.ping().await.map_err(|e| e.to_string()) })
         ),
     );
-    let bus_connected = state.chat.bus().state().borrow().connected;
+    let bus_connected = state.bus.state().borrow().connected;
     let settings = &state.settings;
     let session_backend = match settings.session.store {
         SessionBackend::Memory => "memory",

@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
+use iyagi_protocol::ErrorBody;
 use iyagi_protocol::chat::{
     AddMember, CreateDirectRoom, CreateGroupRoom, MessagePage, RoomDetail, RoomList, RoomPresence,
     UserRef,
 };
-use iyagi_protocol::{ErrorBody, ErrorCode};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
@@ -44,20 +44,6 @@ pub struct ListParams {
     limit: Option<i64>,
 }
 
-fn parse_cursor(cursor: &str) -> Result<(i64, Uuid), ApiError> {
-    let bad = || {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            "cursor is not one this server issued",
-        )
-    };
-    let (ms, id) = cursor.split_once('.').ok_or_else(bad)?;
-    Ok((
-        ms.parse().map_err(|_| bad())?,
-        id.parse().map_err(|_| bad())?,
-    ))
-}
-
 /// My rooms, most recent activity first, with last message and unread count.
 #[utoipa::path(get, path = "/v1/rooms", tag = "rooms", security(("bearer" = [])), params(ListParams), responses(
     (status = 200, body = RoomList),
@@ -69,11 +55,10 @@ pub async fn list(
     Authenticated(me): Authenticated,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<RoomList>, ApiError> {
-    let cursor = params.cursor.as_deref().map(parse_cursor).transpose()?;
     Ok(Json(
         state
             .chat
-            .room_list(me.user_id, cursor, params.limit)
+            .room_list(me.user_id, params.cursor.as_deref(), params.limit)
             .await?,
     ))
 }

@@ -1,25 +1,21 @@
-//! One WebSocket connection: reader loop, heartbeat, dispatch, teardown.
+//! One WebSocket connection: setup, the reader loop, heartbeat, the
+//! answers it owes, and teardown on every exit path. What each client frame
+//! does is in `frames/`, one module per frame type.
 
 use std::num::NonZeroU32;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
 use futures::StreamExt;
-use futures::future::BoxFuture;
-use futures::stream::{FuturesOrdered, SplitStream};
+use futures::stream::SplitStream;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use iyagi_auth::Principal;
-use std::sync::Arc;
-
-use iyagi_bus::{OutboundQueue, QueueLimits, Refused};
-use iyagi_chat::{ConnectionEntry, Outbound, RoomFrame, SyncEnd, encode_frame, views};
+use iyagi_bus::{ConnectionEntry, Outbound, OutboundQueue, QueueLimits, Refused};
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::chat::CLIENT_MSG_ID_MAX;
 use iyagi_protocol::chat::{CONTENT_MAX_BYTES, TEXT_MAX_CHARS};
 use iyagi_protocol::ws::{
-    CLIENT_FRAME_TYPES, ClientFrame, FrameRef, Limits, SENDS_IN_FLIGHT_MAX, ServerFrame,
-    SyncPosition, close,
+    CLIENT_FRAME_TYPES, ClientFrame, FrameRef, Limits, SENDS_IN_FLIGHT_MAX, ServerFrame, close,
 };
 use iyagi_session::Connection;
 use tokio::sync::{oneshot, watch};
@@ -27,34 +23,11 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::encode;
+use super::frames::{self, Pipeline};
 use crate::error::ApiError;
 use crate::listener::ConnectionPermit;
 use crate::state::AppState;
-
-/// Messages fetched per storage round trip during catch-up.
-const REPLAY_PAGE: u32 = 200;
-
-/// Replies to the sends a connection has queued for storage, in the order
-/// the sends arrived. Sends are pipelined: the reader queues a send and
-/// reads on, so one connection's sends share group commits instead of
-/// waiting one commit each. Created on the first send (idle connections
-/// do not pay for it).
-type InFlight = Option<FuturesOrdered<BoxFuture<'static, ServerFrame>>>;
-
-fn in_flight_len(in_flight: &InFlight) -> usize {
-    in_flight.as_ref().map_or(0, FuturesOrdered::len)
-}
-
-/// The next reply of a pipelined send; pending while none is ready.
-fn poll_reply(in_flight: &mut InFlight, cx: &mut Context<'_>) -> Poll<Box<ServerFrame>> {
-    match in_flight
-        .as_mut()
-        .map(|replies| replies.poll_next_unpin(cx))
-    {
-        Some(Poll::Ready(Some(reply))) => Poll::Ready(Box::new(reply)),
-        _ => Poll::Pending,
-    }
-}
 
 /// Sets a connection up and returns its task. The setup is synchronous on
 /// purpose: an async fn keeps its arguments (here the whole socket, which
@@ -71,7 +44,7 @@ pub fn run(
     let span = tracing::info_span!("ws", %connection_id, user_id = %principal.user_id, device_id);
     let settings = &state.settings.ws;
     let (sink, stream) = socket.split();
-    let (queue, queue_rx) = state.chat.hub().queue(QueueLimits {
+    let (queue, queue_rx) = state.hub.queue(QueueLimits {
         items: settings.outbound_queue,
         bytes: settings.outbound_queue_bytes,
     });
@@ -82,7 +55,7 @@ pub fn run(
     let user = principal.user_id;
     let per_second = NonZeroU32::new(settings.frames_per_second).unwrap_or(NonZeroU32::MIN);
     let session_ttl = settings.session_ttl();
-    state.chat.hub().register(
+    state.hub.register(
         user,
         ConnectionEntry {
             connection_id,
@@ -93,7 +66,7 @@ pub fn run(
         },
     );
     state.metrics.ws_connections.inc();
-    let session = Session {
+    let socket = ClientSocket {
         state,
         user,
         conn: Connection {
@@ -111,7 +84,7 @@ pub fn run(
         task: writer,
         close: close_writer,
     };
-    Session::open(session, stream, close_rx, writer).instrument(span)
+    ClientSocket::open(socket, stream, close_rx, writer).instrument(span)
 }
 
 /// The connection's writer task and how to tell it to close.
@@ -120,14 +93,18 @@ struct Writer {
     close: oneshot::Sender<Option<u16>>,
 }
 
-struct Session {
-    state: AppState,
-    user: Uuid,
-    conn: Connection,
+/// One client's connection, as the frame handlers see it. (Not a "session":
+/// that word is the device session of `iyagi-auth` and the presence
+/// entries of `iyagi-session`.)
+pub(super) struct ClientSocket {
+    pub(super) state: AppState,
+    pub(super) user: Uuid,
+    pub(super) conn: Connection,
     queue: OutboundQueue,
-    viewing: Option<Uuid>,
+    /// The room this connection views (`view` frame).
+    pub(super) viewing: Option<Uuid>,
     limiter: DefaultDirectRateLimiter,
-    session_ttl: Duration,
+    pub(super) session_ttl: Duration,
     /// Set when this connection must close (its own answers overflowed
     /// its queue); the reader loop stops at its next turn.
     closing: Option<u16>,
@@ -135,26 +112,25 @@ struct Session {
     _permit: Option<ConnectionPermit>,
 }
 
-impl Session {
+impl ClientSocket {
     async fn open(
-        mut session: Session,
+        mut socket: ClientSocket,
         mut stream: SplitStream<WebSocket>,
         mut close_rx: watch::Receiver<Option<u16>>,
         writer: Writer,
     ) {
-        let state = session.state.clone();
+        let state = socket.state.clone();
         let settings = &state.settings.ws;
         let (interval, timeout) = (settings.heartbeat_interval(), settings.heartbeat_timeout());
-        let user = session.user;
-        let connection_id = session.conn.connection_id;
-        let device_id = session.conn.device_id.clone();
+        let user = socket.user;
+        let connection_id = socket.conn.connection_id;
+        let device_id = socket.conn.device_id.clone();
         // Setup awaits run once; boxed, they do not enlarge every idle
         // connection's task for its whole life.
         match Box::pin(
             state
-                .chat
-                .sessions()
-                .connect(user, &session.conn, session.session_ttl),
+                .sessions
+                .connect(user, &socket.conn, socket.session_ttl),
         )
         .await
         {
@@ -163,7 +139,7 @@ impl Session {
             Err(e) => tracing::error!(error = %e, "session store unavailable at connect"),
         }
         tracing::info!("connected");
-        session.frame(ServerFrame::Ready {
+        socket.frame(ServerFrame::Ready {
             user_id: user,
             device_id,
             connection_id,
@@ -184,15 +160,15 @@ impl Session {
         // One heap timer for the connection's life, pushed back on every
         // sign of life (rather than a new timer per loop iteration).
         let mut silence_deadline = Box::pin(tokio::time::sleep(interval + timeout));
-        let mut in_flight: InFlight = None;
+        let mut in_flight = Pipeline::default();
         let close: Option<u16> = loop {
-            if let Some(code) = session.closing {
+            if let Some(code) = socket.closing {
                 break Some(code);
             }
             tokio::select! {
-                reply = std::future::poll_fn(|cx| poll_reply(&mut in_flight, cx)) => session.frame(*reply),
+                reply = std::future::poll_fn(|cx| in_flight.poll_reply(cx)) => socket.frame(*reply),
                 // At the pipelining limit, stop reading: TCP pushes back.
-                incoming = stream.next(), if in_flight_len(&in_flight) < SENDS_IN_FLIGHT_MAX => match incoming {
+                incoming = stream.next(), if in_flight.len() < SENDS_IN_FLIGHT_MAX => match incoming {
                     None | Some(Ok(Message::Close(_))) => break None,
                     Some(Err(e)) => {
                         tracing::debug!(error = %e, "socket error");
@@ -204,8 +180,8 @@ impl Session {
                             // Boxed: the handler futures (send, sync...) are large,
                             // and inlined they would make every idle connection's
                             // task as large as the largest of them.
-                            Message::Text(text) => Box::pin(session.handle_text(text.as_str(), &mut in_flight)).await,
-                            Message::Binary(_) => session.error(None, ErrorCode::InvalidRequest, "frames must be JSON text"),
+                            Message::Text(text) => Box::pin(socket.handle_text(text.as_str(), &mut in_flight)).await,
+                            Message::Binary(_) => socket.error(None, ErrorCode::InvalidRequest, "frames must be JSON text"),
                             Message::Ping(_) | Message::Pong(_) => {}
                             Message::Close(_) => break None,
                         }
@@ -213,9 +189,9 @@ impl Session {
                 },
                 _ = ping.tick() => {
                     // Best effort: a full queue is already being handled as a slow reader.
-                    let _ = session.queue.try_push(Outbound::Ping);
-                    if let Err(e) = state.chat.sessions()
-                        .heartbeat(user, &session.conn, session.viewing, session.session_ttl).await {
+                    let _ = socket.queue.try_push(Outbound::Ping);
+                    if let Err(e) = state.sessions
+                        .heartbeat(user, &socket.conn, socket.viewing, socket.session_ttl).await {
                         tracing::warn!(error = %e, "session heartbeat failed");
                     }
                 }
@@ -234,7 +210,7 @@ impl Session {
         // Teardown, on every exit path.
         Box::pin(teardown(
             state,
-            session,
+            socket,
             stream,
             writer,
             connection_id,
@@ -247,8 +223,8 @@ impl Session {
     /// client is owed, so it is never dropped: if it does not fit, this
     /// client is not reading, and the connection closes as a slow reader
     /// (4001), which tells the client to reconnect and sync.
-    fn frame(&mut self, frame: ServerFrame) {
-        let queued = self.queue.try_push(Outbound::frame(encode_frame(&frame)));
+    pub(super) fn frame(&mut self, frame: ServerFrame) {
+        let queued = self.queue.try_push(Outbound::frame(encode(&frame)));
         if queued == Err(Refused::Full) {
             self.slow_reader();
         }
@@ -257,14 +233,14 @@ impl Session {
     fn slow_reader(&mut self) {
         if self.closing.is_none() {
             tracing::warn!("own answers overflow the outbound queue: closing slow connection");
-            self.state.chat.hub().note_slow_closed();
+            self.state.hub.note_slow_closed();
             self.closing = Some(close::SLOW_CONSUMER);
         }
     }
 
     /// Queues a catch-up item, waiting while the client reads; false when
     /// the connection is closing (the client stopped reading, or left).
-    async fn enqueue(&mut self, item: Outbound) -> bool {
+    pub(super) async fn enqueue(&mut self, item: Outbound) -> bool {
         let patience = self.state.settings.ws.heartbeat_timeout();
         match self.queue.push(item, patience).await {
             Ok(()) => true,
@@ -276,7 +252,12 @@ impl Session {
         }
     }
 
-    fn error(&mut self, reference: Option<String>, code: ErrorCode, message: impl Into<String>) {
+    pub(super) fn error(
+        &mut self,
+        reference: Option<String>,
+        code: ErrorCode,
+        message: impl Into<String>,
+    ) {
         self.frame(ServerFrame::Error {
             reference,
             code,
@@ -285,11 +266,11 @@ impl Session {
         });
     }
 
-    fn api_error(&mut self, reference: Option<String>, error: impl Into<ApiError>) {
+    pub(super) fn api_error(&mut self, reference: Option<String>, error: impl Into<ApiError>) {
         self.frame(error_frame(reference, error));
     }
 
-    async fn handle_text(&mut self, text: &str, in_flight: &mut InFlight) {
+    async fn handle_text(&mut self, text: &str, in_flight: &mut Pipeline) {
         let max = self.state.settings.ws.max_frame_bytes;
         let refused = if text.len() > max {
             Some((
@@ -321,299 +302,23 @@ impl Session {
                     room_id: None,
                 };
                 // Behind pending sends' replies, to keep replies in order.
-                return match in_flight {
-                    Some(replies) if !replies.is_empty() => {
-                        replies.push_back(Box::pin(std::future::ready(error)))
-                    }
-                    _ => self.frame(error),
-                };
+                if let Some(error) = in_flight.queue_behind(error) {
+                    self.frame(error);
+                }
+                return;
             }
         };
         self.state.metrics.ws_frames_in.inc();
-        self.dispatch(frame, in_flight).await;
-    }
-
-    /// Queues a send for storage; the returned future is its reply (an
-    /// ack once committed, or an error).
-    async fn queue_send(
-        &self,
-        reference: Option<String>,
-        room_id: Uuid,
-        client_msg_id: &str,
-        kind: iyagi_protocol::chat::MessageKind,
-        content: &serde_json::Value,
-    ) -> BoxFuture<'static, ServerFrame> {
-        let chat = self.state.chat.clone();
-        let queued = chat
-            .queue_send(
-                self.user,
-                &self.conn.device_id,
-                room_id,
-                client_msg_id,
-                kind,
-                content,
-            )
-            .await;
-        Box::pin(async move {
-            let stored = match queued {
-                Ok(pending) => chat.finish_send(pending).await,
-                Err(e) => Err(e),
-            };
-            match stored {
-                Ok(appended) => ServerFrame::Ack {
-                    reference,
-                    message: views::message(&appended.message),
-                    duplicate: appended.duplicate,
-                },
-                Err(e) => error_frame(reference, e),
-            }
-        })
-    }
-
-    async fn dispatch(&mut self, frame: ClientFrame, in_flight: &mut InFlight) {
-        let chat = self.state.chat.clone();
-        let user = self.user;
-        // Sends are pipelined. Every other frame sees the effects of the
-        // sends before it, and its reply comes after theirs.
-        if !matches!(frame, ClientFrame::Send { .. })
-            && let Some(replies) = in_flight
-        {
-            while let Some(reply) = replies.next().await {
-                self.frame(reply);
-            }
-        }
-        match frame {
-            ClientFrame::Send {
-                reference,
-                room_id,
-                client_msg_id,
-                kind,
-                content,
-            } => {
-                let reply = self
-                    .queue_send(reference, room_id, &client_msg_id, kind, &content)
-                    .await;
-                in_flight
-                    .get_or_insert_with(FuturesOrdered::new)
-                    .push_back(reply);
-            }
-            ClientFrame::Read {
-                reference,
-                room_id,
-                seq,
-            } => match chat.read(user, &self.conn.device_id, room_id, seq).await {
-                Ok(read) => self.frame(ServerFrame::ReadAck {
-                    reference,
-                    room_id,
-                    read_seq: read.read_seq,
-                    unread: read.unread,
-                }),
-                Err(e) => self.api_error(reference, e),
-            },
-            ClientFrame::React {
-                reference,
-                room_id,
-                seq,
-                emoji,
-                remove,
-                client_msg_id,
-            } => {
-                let result = chat
-                    .react(
-                        user,
-                        &self.conn.device_id,
-                        room_id,
-                        seq,
-                        &emoji,
-                        remove,
-                        client_msg_id.as_deref(),
-                    )
-                    .await;
-                match result {
-                    Ok(appended) => self.frame(ServerFrame::Ack {
-                        reference,
-                        message: views::message(&appended.message),
-                        duplicate: appended.duplicate,
-                    }),
-                    Err(e) => self.api_error(reference, e),
-                }
-            }
-            ClientFrame::Typing { reference, room_id } => {
-                if let Err(e) = chat.typing(user, room_id).await {
-                    self.api_error(reference, e);
-                }
-            }
-            ClientFrame::View { reference, room_id } => self.view(reference, room_id).await,
-            ClientFrame::Sync { reference, rooms } => self.sync(reference, rooms).await,
-            ClientFrame::History {
-                reference,
-                room_id,
-                before_seq,
-                after_seq,
-                limit,
-            } => {
-                match chat
-                    .history(user, room_id, before_seq, after_seq, limit)
-                    .await
-                {
-                    Ok(page) => self.frame(ServerFrame::History {
-                        reference,
-                        room_id,
-                        messages: page.messages,
-                        has_more: page.has_more,
-                    }),
-                    Err(e) => self.api_error(reference, e),
-                }
-            }
-            ClientFrame::Presence { reference, room_id } => {
-                match chat.presence(user, room_id).await {
-                    Ok(presence) => self.frame(ServerFrame::PresenceState {
-                        reference,
-                        presence,
-                    }),
-                    Err(e) => self.api_error(reference, e),
-                }
-            }
-        }
-    }
-
-    /// Moves this connection's room view.
-    async fn view(&mut self, reference: Option<String>, room: Option<Uuid>) {
-        let sessions = self.state.chat.sessions().clone();
-        if let Some(room) = room
-            && let Err(e) = self.state.chat.require_member(self.user, room).await
-        {
-            return self.api_error(reference, e);
-        }
-        if self.viewing != room {
-            if let Some(previous) = self.viewing.take()
-                && let Err(e) = sessions.leave_room(self.user, previous, &self.conn).await
-            {
-                return self.api_error(reference, e);
-            }
-            if let Some(room) = room {
-                if let Err(e) = sessions
-                    .enter_room(self.user, room, &self.conn, self.session_ttl)
-                    .await
-                {
-                    return self.api_error(reference, e);
-                }
-                self.viewing = Some(room);
-            }
-        }
-        self.frame(ServerFrame::Viewing {
-            reference,
-            room_id: self.viewing,
-        });
-    }
-
-    /// Catch-up (see the writer for how replay and live delivery merge).
-    async fn sync(&mut self, reference: Option<String>, positions: Vec<SyncPosition>) {
-        let mut rooms = Vec::new();
-        for position in dedupe(positions) {
-            if position.after_seq < 0 {
-                self.room_error(
-                    reference.clone(),
-                    position.room_id,
-                    ApiError::new(ErrorCode::ValidationFailed, "after_seq must be 0 or more"),
-                );
-            } else {
-                rooms.push(position);
-            }
-        }
-        // Hold these rooms' live messages back *before* reading how far
-        // each room goes. A message committed after that read is then held
-        // and released after the replay; one committed before it is in the
-        // replay. (Read first and hold later, and a message published in
-        // between would be neither: dropped as not yet live, or skipped as
-        // already seen, and never replayed.)
-        let syncing = rooms.iter().map(|p| p.room_id).collect();
-        if !self.enqueue(Outbound::SyncBegin(Box::new(syncing))).await {
-            return;
-        }
-        for position in rooms {
-            let room_id = position.room_id;
-            let seen_up_to = match self.state.chat.latest_seq(self.user, room_id).await {
-                Ok(latest) => {
-                    crate::hooks::pause(&self.state.hooks.sync_after_latest).await;
-                    match self.replay(reference.clone(), position, latest).await {
-                        Some(seen) => seen,
-                        None => return,
-                    }
-                }
-                Err(e) => {
-                    self.room_error(reference.clone(), room_id, e);
-                    position.after_seq
-                }
-            };
-            let end = Outbound::SyncEnd(Box::new(SyncEnd {
-                room_id,
-                seen_up_to,
-            }));
-            if !self.enqueue(end).await {
-                return;
-            }
-        }
-        match self.state.chat.room_states(self.user).await {
-            Ok(rooms) => self.frame(ServerFrame::Synced { reference, rooms }),
-            Err(e) => self.api_error(reference, e),
-        }
-    }
-
-    /// Replays one room from its sync position up to `latest` (or sends
-    /// `reload`); returns what the client has seen by then, `None` when
-    /// the connection is closing.
-    async fn replay(
-        &mut self,
-        reference: Option<String>,
-        position: SyncPosition,
-        latest: i64,
-    ) -> Option<i64> {
-        let chat = self.state.chat.clone();
-        let room_id = position.room_id;
-        if latest - position.after_seq > self.state.settings.ws.max_replay {
-            let reload = encode_frame(&ServerFrame::Reload {
-                room_id,
-                latest_seq: latest,
-            });
-            return self
-                .enqueue(Outbound::frame(reload))
-                .await
-                .then_some(latest);
-        }
-        // A position beyond the room's end counts as its end.
-        let mut seen_up_to = position.after_seq.min(latest);
-        while seen_up_to < latest {
-            let page = match chat.replay_page(room_id, seen_up_to, REPLAY_PAGE).await {
-                Ok(page) => page,
-                Err(e) => {
-                    self.room_error(reference, room_id, e);
-                    break;
-                }
-            };
-            let Some(last) = page.last().map(|m| m.seq) else {
-                break;
-            };
-            for message in &page {
-                let frame = encode_frame(&ServerFrame::Message {
-                    message: views::message(message),
-                });
-                let replayed = Outbound::Replay(Arc::new(RoomFrame {
-                    room_id,
-                    seq: message.seq,
-                    frame,
-                }));
-                if !self.enqueue(replayed).await {
-                    return None;
-                }
-            }
-            seen_up_to = last;
-        }
-        Some(seen_up_to)
+        frames::dispatch(self, frame, in_flight).await;
     }
 
     /// An error about one room of a frame that names several.
-    fn room_error(&mut self, reference: Option<String>, room_id: Uuid, error: impl Into<ApiError>) {
+    pub(super) fn room_error(
+        &mut self,
+        reference: Option<String>,
+        room_id: Uuid,
+        error: impl Into<ApiError>,
+    ) {
         let error = error.into();
         self.frame(ServerFrame::Error {
             reference,
@@ -636,25 +341,25 @@ async fn announce(state: &AppState, user: Uuid, online: bool) {
 /// session entries, announce "offline" if this was the user's last connection.
 async fn teardown(
     state: AppState,
-    session: Session,
+    socket: ClientSocket,
     mut stream: SplitStream<WebSocket>,
     writer: Writer,
     connection_id: Uuid,
     close: Option<u16>,
 ) {
-    let user = session.user;
-    state.chat.hub().unregister(user, connection_id);
+    let user = socket.user;
+    state.hub.unregister(user, connection_id);
     // The close goes to the writer on its own channel, so a full queue
     // cannot keep the close frame out; what is still queued is dropped.
     let _ = writer.close.send(close);
-    let Session {
+    let ClientSocket {
         queue,
         viewing,
         conn,
         ..
-    } = session;
+    } = socket;
     drop(queue);
-    match state.chat.sessions().disconnect(user, &conn, viewing).await {
+    match state.sessions.disconnect(user, &conn, viewing).await {
         Ok(true) => {
             announce(&state, user, false).await;
         }
@@ -688,12 +393,6 @@ async fn teardown(
     tracing::info!(close_code = close, "disconnected");
     // Last: shutdown waits for this gauge to reach zero before closing storage.
     state.metrics.ws_connections.dec();
-}
-
-fn dedupe(mut positions: Vec<SyncPosition>) -> Vec<SyncPosition> {
-    positions.sort_by_key(|p| (p.room_id, p.after_seq));
-    positions.dedup_by_key(|p| p.room_id);
-    positions
 }
 
 /// Parses a client frame, telling malformed JSON, unknown types and bad
@@ -730,7 +429,7 @@ fn parse(text: &str) -> Result<ClientFrame, (ErrorCode, String)> {
         .map_err(|e| (ErrorCode::InvalidRequest, format!("bad {kind} frame: {e}")))
 }
 
-fn error_frame(reference: Option<String>, error: impl Into<ApiError>) -> ServerFrame {
+pub(super) fn error_frame(reference: Option<String>, error: impl Into<ApiError>) -> ServerFrame {
     let error = error.into();
     ServerFrame::Error {
         reference,

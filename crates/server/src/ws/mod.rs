@@ -8,6 +8,7 @@
 
 mod connection;
 mod delivered;
+mod frames;
 mod writer;
 
 use axum::Extension;
@@ -94,10 +95,7 @@ pub async fn upgrade(
         )
     })?;
     let ws = &state.settings.ws;
-    let (of_user, of_device) = state
-        .chat
-        .hub()
-        .connections_of(principal.user_id, &device_id);
+    let (of_user, of_device) = state.hub.connections_of(principal.user_id, &device_id);
     if of_user >= ws.max_connections_per_user || of_device >= ws.max_connections_per_device {
         return Err(ApiError {
             retry_after_secs: Some(1),
@@ -135,4 +133,10 @@ pub async fn upgrade(
                 connection::run(socket, state, principal, device_id, permit)
             }
         }))
+}
+
+/// Encodes a server frame for a socket (once, whoever it goes to).
+fn encode(frame: &iyagi_protocol::ws::ServerFrame) -> bytes::Bytes {
+    // Serialising our own enum of strings, numbers and JSON values cannot fail.
+    serde_json::to_string(frame).unwrap_or_default().into()
 }

@@ -14,7 +14,7 @@ use crate::ws_client::WsClient;
 
 /// Waits until the node's bus is (or is not) connected.
 async fn bus_connected(node: &TestApp, connected: bool) {
-    let mut state = node.state.chat.bus().state();
+    let mut state = node.state.bus.state();
     tokio::time::timeout(
         Duration::from_secs(20),
         state.wait_for(|s| s.connected == connected),

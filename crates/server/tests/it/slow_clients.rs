@@ -79,7 +79,7 @@ async fn a_reader_of_large_history_pages_pins_bounded_memory_and_is_closed() {
         .await
         .unwrap();
     }
-    let hub = app.state.chat.hub().clone();
+    let hub = app.state.hub.clone();
     let mut peak = 0;
     for _ in 0..30 {
         peak = peak.max(hub.queued_bytes());
@@ -156,7 +156,7 @@ async fn pipelined_requests_get_an_answer_each_or_a_close() {
         .unwrap();
     }
     // Read only once the server has given up on this connection.
-    let hub = app.state.chat.hub().clone();
+    let hub = app.state.hub.clone();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while hub.slow_closed_total() == 0 {
         assert!(

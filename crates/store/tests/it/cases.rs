@@ -363,11 +363,11 @@ pub async fn direct_rooms_are_unique_per_pair(store: Arc<dyn Storage>) {
     let key = format!("{}:{}", a.id.min(b.id), a.id.max(b.id));
     let new_room = |id| NewRoom {
         id,
-        kind: "direct".to_owned(),
+        kind: RoomKind::Direct,
         title: None,
         direct_key: Some(key.clone()),
         created_at_ms: NOW,
-        members: vec![(a.id, "member".to_owned()), (b.id, "member".to_owned())],
+        members: vec![(a.id, MemberRole::Member), (b.id, MemberRole::Member)],
         first_message: system_message(id, a.id, "room_created"),
     };
     let first = store.create_room(&new_room(Uuid::now_v7())).await.unwrap();
@@ -395,7 +395,10 @@ pub async fn direct_rooms_are_unique_per_pair(store: Arc<dyn Storage>) {
         0
     );
     assert_eq!(store.member(first.id, Uuid::now_v7()).await.unwrap(), None);
-    assert_eq!(store.room(first.id).await.unwrap().unwrap().kind, "direct");
+    assert_eq!(
+        store.room(first.id).await.unwrap().unwrap().kind,
+        RoomKind::Direct
+    );
 }
 
 fn system_message(room: Uuid, author: Uuid, kind: &str) -> NewMessage {
@@ -420,11 +423,11 @@ async fn direct_room(store: &Arc<dyn Storage>, a: Uuid, b: Uuid) -> RoomRecord {
     store
         .create_room(&NewRoom {
             id,
-            kind: "direct".to_owned(),
+            kind: RoomKind::Direct,
             title: None,
             direct_key: Some(format!("{a}:{b}")),
             created_at_ms: NOW,
-            members: vec![(a, "member".to_owned()), (b, "member".to_owned())],
+            members: vec![(a, MemberRole::Member), (b, MemberRole::Member)],
             first_message: system_message(id, a, "room_created"),
         })
         .await
@@ -437,14 +440,11 @@ async fn group_room(store: &Arc<dyn Storage>, members: &[Uuid]) -> RoomRecord {
     store
         .create_room(&NewRoom {
             id,
-            kind: "group".to_owned(),
+            kind: RoomKind::Group,
             title: Some("friends".to_owned()),
             direct_key: None,
             created_at_ms: NOW,
-            members: members
-                .iter()
-                .map(|id| (*id, "member".to_owned()))
-                .collect(),
+            members: members.iter().map(|id| (*id, MemberRole::Member)).collect(),
             first_message: system_message(id, members[0], "room_created"),
         })
         .await
@@ -1003,7 +1003,7 @@ pub async fn membership_changes_are_atomic_with_their_system_message(store: Arc<
     let change = |user_id, add_as: Option<&str>, promote| MembershipChange {
         room_id: room.id,
         user_id,
-        add_as: add_as.map(str::to_owned),
+        add_as: add_as.map(|role| MemberRole::parse(role).expect("a role")),
         max_members: None,
         promote,
         message: system_message(
@@ -1057,7 +1057,7 @@ pub async fn membership_changes_are_atomic_with_their_system_message(store: Arc<
             .unwrap()
             .unwrap()
             .role,
-        "owner"
+        MemberRole::Owner
     );
     assert_eq!(
         store
@@ -1084,7 +1084,7 @@ pub fn add_change(room: &RoomRecord, user: Uuid, max: u32) -> MembershipChange {
     MembershipChange {
         room_id: room.id,
         user_id: user,
-        add_as: Some("member".to_owned()),
+        add_as: Some(MemberRole::Member),
         max_members: Some(max),
         promote: None,
         message: system_message(room.id, user, "member_joined"),
@@ -1144,7 +1144,7 @@ pub async fn a_new_member_starts_with_nothing_unread(store: Arc<dyn Storage>) {
         .change_membership(&MembershipChange {
             room_id: room.id,
             user_id: joiner.id,
-            add_as: Some("member".to_owned()),
+            add_as: Some(MemberRole::Member),
             max_members: None,
             promote: None,
             message: system_message(room.id, owner.id, "member_joined"),

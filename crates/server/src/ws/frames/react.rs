@@ -1,0 +1,37 @@
+//! `react`: add or remove a reaction (a marker message); answered by `ack`.
+
+use iyagi_protocol::ws::ServerFrame;
+use uuid::Uuid;
+
+use crate::ws::connection::ClientSocket;
+
+pub(super) async fn handle(
+    socket: &mut ClientSocket,
+    reference: Option<String>,
+    room_id: Uuid,
+    seq: i64,
+    emoji: &str,
+    remove: bool,
+    client_msg_id: Option<&str>,
+) {
+    let chat = socket.state.chat.clone();
+    let result = chat
+        .react(
+            socket.user,
+            &socket.conn.device_id,
+            room_id,
+            seq,
+            emoji,
+            remove,
+            client_msg_id,
+        )
+        .await;
+    match result {
+        Ok(sent) => socket.frame(ServerFrame::Ack {
+            reference,
+            message: sent.message,
+            duplicate: sent.duplicate,
+        }),
+        Err(e) => socket.api_error(reference, e),
+    }
+}
