@@ -14,9 +14,7 @@ use iyagi_bus::{ConnectionEntry, Outbound, OutboundQueue, QueueLimits, Refused};
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::chat::CLIENT_MSG_ID_MAX;
 use iyagi_protocol::chat::{CONTENT_MAX_BYTES, TEXT_MAX_CHARS};
-use iyagi_protocol::ws::{
-    CLIENT_FRAME_TYPES, ClientFrame, FrameRef, Limits, SENDS_IN_FLIGHT_MAX, ServerFrame, close,
-};
+use iyagi_protocol::ws::{Limits, SENDS_IN_FLIGHT_MAX, ServerFrame, close};
 use iyagi_session::Connection;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -25,6 +23,8 @@ use uuid::Uuid;
 
 use super::encode;
 use super::frames::{self, Pipeline};
+use super::parse::{close_code_for, error_frame, parse, reference_of};
+use super::teardown::{announce, teardown};
 use crate::error::ApiError;
 use crate::listener::ConnectionPermit;
 use crate::state::AppState;
@@ -88,9 +88,9 @@ pub fn run(
 }
 
 /// The connection's writer task and how to tell it to close.
-struct Writer {
-    task: tokio::task::JoinHandle<()>,
-    close: oneshot::Sender<Option<u16>>,
+pub(super) struct Writer {
+    pub(super) task: tokio::task::JoinHandle<()>,
+    pub(super) close: oneshot::Sender<Option<u16>>,
 }
 
 /// One client's connection, as the frame handlers see it. (Not a "session":
@@ -100,7 +100,7 @@ pub(super) struct ClientSocket {
     pub(super) state: AppState,
     pub(super) user: Uuid,
     pub(super) conn: Connection,
-    queue: OutboundQueue,
+    pub(super) queue: OutboundQueue,
     /// The room this connection views (`view` frame).
     pub(super) viewing: Option<Uuid>,
     limiter: DefaultDirectRateLimiter,
@@ -326,136 +326,6 @@ impl ClientSocket {
             message: format!("room {room_id}: {}", error.message),
             room_id: Some(room_id),
         });
-    }
-}
-
-/// Tells the user's contacts they came online or went offline. A failure
-/// only costs a presence frame, so it is logged, not raised.
-async fn announce(state: &AppState, user: Uuid, online: bool) {
-    if let Err(e) = state.chat.announce_presence(user, online).await {
-        tracing::warn!(error = %e, "presence announcement failed");
-    }
-}
-
-/// Teardown, on every exit path: leave the hub, stop the writer, remove the
-/// session entries, announce "offline" if this was the user's last connection.
-async fn teardown(
-    state: AppState,
-    socket: ClientSocket,
-    mut stream: SplitStream<WebSocket>,
-    writer: Writer,
-    connection_id: Uuid,
-    close: Option<u16>,
-) {
-    let user = socket.user;
-    state.hub.unregister(user, connection_id);
-    // The close goes to the writer on its own channel, so a full queue
-    // cannot keep the close frame out; what is still queued is dropped.
-    let _ = writer.close.send(close);
-    let ClientSocket {
-        queue,
-        viewing,
-        conn,
-        ..
-    } = socket;
-    drop(queue);
-    match state.sessions.disconnect(user, &conn, viewing).await {
-        Ok(true) => {
-            announce(&state, user, false).await;
-        }
-        Ok(false) => {}
-        Err(e) => {
-            tracing::error!(error = %e, "session store unavailable at disconnect; entries will expire")
-        }
-    }
-    // The closing handshake: the writer sends the close frame after what
-    // it already handed to the socket (a slow reader's writer waits for the
-    // client to read), while this side reads and discards until the
-    // client's own close frame. Dropping a socket with unread input makes
-    // the kernel reset the connection, and the client would lose the close
-    // frame and the answers before it. Past the heartbeat timeout the
-    // socket is dropped anyway.
-    let mut task = writer.task;
-    let drain = async {
-        while let Some(Ok(message)) = stream.next().await {
-            if matches!(message, Message::Close(_)) {
-                break;
-            }
-        }
-    };
-    let handshake = async { futures::join!(drain, &mut task) };
-    if tokio::time::timeout(state.settings.ws.heartbeat_timeout(), handshake)
-        .await
-        .is_err()
-    {
-        task.abort();
-    }
-    tracing::info!(close_code = close, "disconnected");
-    // Last: shutdown waits for this gauge to reach zero before closing storage.
-    state.metrics.ws_connections.dec();
-}
-
-/// Parses a client frame, telling malformed JSON, unknown types and bad
-/// fields apart.
-fn parse(text: &str) -> Result<ClientFrame, (ErrorCode, String)> {
-    // The common case in one pass; only a bad frame is parsed again, to
-    // say what is wrong with it.
-    if let Ok(frame) = serde_json::from_str(text) {
-        return Ok(frame);
-    }
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-        (
-            ErrorCode::MalformedJson,
-            format!("frame is not valid JSON: {e}"),
-        )
-    })?;
-    let Some(kind) = value
-        .get("type")
-        .and_then(|t| t.as_str())
-        .map(str::to_owned)
-    else {
-        return Err((
-            ErrorCode::InvalidRequest,
-            "a frame must be a JSON object with a string \"type\"".to_owned(),
-        ));
-    };
-    if !CLIENT_FRAME_TYPES.contains(&kind.as_str()) {
-        return Err((
-            ErrorCode::UnknownFrameType,
-            format!("unknown frame type {kind:?}"),
-        ));
-    }
-    serde_json::from_value(value)
-        .map_err(|e| (ErrorCode::InvalidRequest, format!("bad {kind} frame: {e}")))
-}
-
-pub(super) fn error_frame(reference: Option<String>, error: impl Into<ApiError>) -> ServerFrame {
-    let error = error.into();
-    ServerFrame::Error {
-        reference,
-        code: error.code,
-        message: error.message,
-        room_id: None,
-    }
-}
-
-/// The `ref` of a frame that could not be handled, when it has a string one.
-fn reference_of(text: &str) -> Option<String> {
-    serde_json::from_str::<FrameRef>(text).ok()?.reference
-}
-
-/// The close code for a failed read: the peer broke the protocol (1002),
-/// sent text that is not UTF-8 (1007) or a frame over the hard limit
-/// (1009). `None` when the socket itself is gone.
-fn close_code_for(error: axum::Error) -> Option<u16> {
-    use tungstenite::error::{CapacityError, Error as WsError};
-    let cause = error.into_inner();
-    match cause.downcast_ref::<WsError>()? {
-        WsError::Capacity(CapacityError::MessageTooLong { .. })
-        | WsError::Capacity(CapacityError::TooManyHeaders) => Some(close::TOO_BIG),
-        WsError::Protocol(_) => Some(close::PROTOCOL_ERROR),
-        WsError::Utf8(_) => Some(close::INVALID_DATA),
-        _ => None,
     }
 }
 

@@ -9,6 +9,8 @@
 mod connection;
 mod delivered;
 mod frames;
+mod parse;
+mod teardown;
 mod writer;
 
 use axum::Extension;

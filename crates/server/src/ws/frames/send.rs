@@ -5,7 +5,8 @@ use iyagi_protocol::chat::MessageKind;
 use iyagi_protocol::ws::ServerFrame;
 use uuid::Uuid;
 
-use crate::ws::connection::{ClientSocket, error_frame};
+use crate::ws::connection::ClientSocket;
+use crate::ws::parse::error_frame;
 
 /// Queues the send for storage; the returned future is its answer (an
 /// `ack` once committed, or an error), for the pipeline.
