@@ -24,10 +24,4 @@ pub use service::{AuthService, IssuedTokens, Principal, Revocation};
 pub use settings::{AuthSettings, OidcSettings, PasswordSettings, RateLimitSettings};
 pub use tokens::AccessClaims;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use iyagi_protocol::now_ms;

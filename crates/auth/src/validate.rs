@@ -1,13 +1,9 @@
 //! Domain values parsed once at the edge ("parse, don't validate").
 
+use iyagi_protocol::auth::{
+    DEVICE_ID_MAX, DEVICE_NAME_MAX, PASSWORD_MAX, PASSWORD_MIN, USERNAME_MAX, USERNAME_MIN,
+};
 use thiserror::Error;
-
-const USERNAME_MIN: usize = 3;
-const USERNAME_MAX: usize = 32;
-const PASSWORD_MIN: usize = 8;
-const PASSWORD_MAX: usize = 256;
-const DEVICE_ID_MAX: usize = 64;
-const DEVICE_NAME_MAX: usize = 64;
 
 /// A rule a field broke; the message names the field and the rule.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -23,12 +23,9 @@ use uuid::Uuid;
 use crate::service::{ChatService, SERVER_DEVICE, now_ms};
 use crate::{ChatError, views};
 
-/// Room locks, shared by all rooms (see the module's comment).
-pub(crate) const ROOM_LOCK_STRIPES: usize = 1024;
-
 impl ChatService {
     pub(crate) fn room_lock(&self, room: Uuid) -> &tokio::sync::Mutex<()> {
-        &self.room_locks[(room.as_u128() % ROOM_LOCK_STRIPES as u128) as usize]
+        &self.room_locks[(room.as_u128() % self.room_locks.len() as u128) as usize]
     }
 
     /// The caller's membership, or `NotAMember` (also for unknown rooms).

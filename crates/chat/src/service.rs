@@ -11,10 +11,13 @@ use iyagi_session::SessionStore;
 use iyagi_store::{Appended, PendingAppend, Storage};
 use uuid::Uuid;
 
-use crate::gate::ROOM_LOCK_STRIPES;
 use crate::members_cache::MembersCache;
 use crate::push::PushNotifier;
 use crate::views;
+
+/// Room locks, shared by all rooms by striping (see `gate.rs` for what
+/// they order), so the set never needs cleaning.
+const ROOM_LOCK_STRIPES: usize = 1024;
 
 /// The device id of messages the server writes (system messages).
 pub(crate) const SERVER_DEVICE: &str = "server";
@@ -92,12 +95,7 @@ pub struct ChatService {
     pub(crate) members_cache: Arc<MembersCache>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use iyagi_protocol::now_ms;
 
 impl ChatService {
     pub fn new(

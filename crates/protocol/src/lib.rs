@@ -12,3 +12,12 @@ pub mod error;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode};
+
+/// Now, in the protocol's unit of time: milliseconds since the Unix epoch
+/// (every `created_at` on the wire, every time in storage).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

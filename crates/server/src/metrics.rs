@@ -1,7 +1,8 @@
 //! Prometheus metrics, served at `/metrics` in the text exposition format.
-//! The registry lives in [`AppState`], not in a global, so several servers
+//! The registry lives in `AppState`, not in a global, so several servers
 //! in one process (tests) keep separate counts.
 
+use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
@@ -14,8 +15,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::state::AppState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
@@ -151,7 +150,7 @@ impl Metrics {
 }
 
 /// Middleware recording count and latency of every request.
-pub async fn track(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request
@@ -160,8 +159,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    state
-        .metrics
+    metrics
         .http_requests
         .get_or_create(&HttpLabels {
             method: method.clone(),
@@ -169,8 +167,7 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
             status,
         })
         .inc();
-    state
-        .metrics
+    metrics
         .http_duration
         .get_or_create(&RouteLabels { method, route })
         .observe(started.elapsed().as_secs_f64());

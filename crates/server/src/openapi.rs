@@ -1,10 +1,28 @@
 //! The OpenAPI document, generated from the handlers' annotations and the
 //! protocol types; served at `/v1/openapi.json`.
 
+use axum::Json;
+use axum::Router;
+use axum::response::IntoResponse;
+use axum::routing::get;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes;
+use crate::state::AppState;
+
+/// `GET /v1/openapi.json`. Served from here rather than from `routes` so
+/// that the document (which lists the routes) and the routes do not
+/// depend on each other.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/openapi.json", get(openapi))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
+pub async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,7 +31,7 @@ use crate::routes;
         routes::ops::healthz,
         routes::ops::readyz,
         routes::metrics::metrics,
-        routes::ops::openapi,
+        openapi,
         routes::ops::jwks,
         routes::auth::register,
         routes::auth::login,

@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::hooks::TestHooks;
 use crate::listener::{self, ListenLimits};
 use crate::metrics::{self, Metrics};
+use crate::openapi;
 use crate::revocations;
 use crate::routes;
 use crate::settings::{BusBackend, SessionBackend, Settings};
@@ -164,9 +165,10 @@ impl Application {
             }
             None => None,
         };
+        let api = routes::router().merge(openapi::router());
         let api = match metrics {
-            Some(_) => routes::router(),
-            None => routes::router().merge(routes::metrics::router()),
+            Some(_) => api,
+            None => api.merge(routes::metrics::router()),
         };
         if metrics.is_none()
             && settings.metrics.token.is_empty()
@@ -295,7 +297,7 @@ fn router(state: AppState, routes: Router<AppState>) -> Router {
         })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), body::read_first))
-        .layer(middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(middleware::from_fn_with_state(state.metrics.clone(), metrics::track))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let request_id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -113,9 +113,4 @@ fn distinct_devices(members: impl IntoIterator<Item = String>) -> Vec<String> {
     devices
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use iyagi_protocol::now_ms;

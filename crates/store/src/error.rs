@@ -34,6 +34,11 @@ impl From<sqlx::Error> for StoreError {
 }
 
 impl StoreError {
+    /// The append writer is gone (the store was closed).
+    pub(crate) fn writer_stopped() -> StoreError {
+        StoreError::WriteFailed("the writer has stopped".to_owned())
+    }
+
     /// True when the database could not be reached (pool timeout, I/O), as
     /// opposed to a query that failed.
     pub fn is_unavailable(&self) -> bool {

@@ -200,7 +200,7 @@ impl PendingAppend {
 
     /// The stored message, once committed.
     pub async fn committed(self) -> Result<Appended, StoreError> {
-        self.0.await.map_err(|_| writer::writer_stopped())?
+        self.0.await.map_err(|_| StoreError::writer_stopped())?
     }
 }
 

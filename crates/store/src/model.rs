@@ -3,59 +3,32 @@
 
 use uuid::Uuid;
 
-/// What a room is. Stored as TEXT (`direct`, `group`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RoomKind {
-    Direct,
-    Group,
-}
-
-impl RoomKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoomKind::Direct => "direct",
-            RoomKind::Group => "group",
+/// An enum stored as TEXT: the enum, its text, parsing it back, and what
+/// lets sqlx bind and read it on either backend.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant),+
         }
-    }
 
-    pub fn parse(text: &str) -> Option<RoomKind> {
-        match text {
-            "direct" => Some(RoomKind::Direct),
-            "group" => Some(RoomKind::Group),
-            _ => None,
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
         }
-    }
-}
 
-/// A member's role in a room. Stored as TEXT (`owner`, `member`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MemberRole {
-    Owner,
-    Member,
-}
-
-impl MemberRole {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberRole::Owner => "owner",
-            MemberRole::Member => "member",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<MemberRole> {
-        match text {
-            "owner" => Some(MemberRole::Owner),
-            "member" => Some(MemberRole::Member),
-            _ => None,
-        }
-    }
-}
-
-/// Lets an enum with `as_str` / `parse` be bound and read as a TEXT
-/// column on either backend.
-macro_rules! text_column {
-    ($ty:ty) => {
-        impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
         where
             String: sqlx::Type<DB>,
         {
@@ -68,7 +41,7 @@ macro_rules! text_column {
             }
         }
 
-        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $ty
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
         where
             String: sqlx::Encode<'q, DB>,
         {
@@ -80,21 +53,28 @@ macro_rules! text_column {
             }
         }
 
-        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
         where
             String: sqlx::Decode<'r, DB>,
         {
             fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
                 let text = <String as sqlx::Decode<'r, DB>>::decode(value)?;
-                <$ty>::parse(&text)
-                    .ok_or_else(|| format!("unknown {} {text:?}", stringify!($ty)).into())
+                $name::parse(&text)
+                    .ok_or_else(|| format!("unknown {} {text:?}", stringify!($name)).into())
             }
         }
     };
 }
 
-text_column!(RoomKind);
-text_column!(MemberRole);
+text_enum! {
+    /// What a room is.
+    RoomKind { Direct => "direct", Group => "group" }
+}
+
+text_enum! {
+    /// A member's role in a room.
+    MemberRole { Owner => "owner", Member => "member" }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {

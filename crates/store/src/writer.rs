@@ -8,10 +8,6 @@ use tokio::sync::oneshot;
 
 use crate::{AppendStats, Appended, NewMessage, OnCommit, StoreError};
 
-pub(crate) fn writer_stopped() -> StoreError {
-    StoreError::WriteFailed("the writer has stopped".to_owned())
-}
-
 /// Appends waiting for the writer.
 pub(crate) const APPEND_QUEUE: usize = 8192;
 /// Appends committed together at most.

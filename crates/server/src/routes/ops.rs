@@ -10,9 +10,7 @@ use axum::{Json, Router};
 use futures::future::BoxFuture;
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::auth::{HealthStatus, Readiness, ReadinessCheck};
-use utoipa::OpenApi;
 
-use crate::openapi::ApiDoc;
 use crate::settings::{BusBackend, SessionBackend};
 use crate::state::AppState;
 
@@ -20,7 +18,6 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/v1/openapi.json", get(openapi))
         .route("/v1/.well-known/jwks.json", get(jwks))
 }
 
@@ -116,12 +113,6 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             checks,
         }),
     )
-}
-
-/// This document.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "ops", responses((status = 200, description = "OpenAPI 3.1 document")))]
-pub async fn openapi() -> impl IntoResponse {
-    Json(ApiDoc::openapi())
 }
 
 /// The public keys that verify iyagi's access tokens (RFC 7517 JWK set).

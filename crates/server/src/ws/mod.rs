@@ -6,10 +6,11 @@
 //! connection's task, a writer task fed by a bounded queue, a heartbeat, and
 //! teardown on every exit path.
 
+mod codec;
 mod connection;
 mod delivered;
 mod frames;
-mod parse;
+mod socket;
 mod teardown;
 mod writer;
 
@@ -135,10 +136,4 @@ pub async fn upgrade(
                 connection::run(socket, state, principal, device_id, permit)
             }
         }))
-}
-
-/// Encodes a server frame for a socket (once, whoever it goes to).
-fn encode(frame: &iyagi_protocol::ws::ServerFrame) -> bytes::Bytes {
-    // Serialising our own enum of strings, numbers and JSON values cannot fail.
-    serde_json::to_string(frame).unwrap_or_default().into()
 }

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use futures::stream::SplitStream;
 use uuid::Uuid;
 
-use super::connection::{ClientSocket, Writer};
+use super::socket::{ClientSocket, Writer};
 use crate::state::AppState;
 
 /// Tells the user's contacts they came online or went offline. A failure

@@ -3,7 +3,7 @@
 use sqlx::Transaction;
 use tokio::sync::oneshot;
 
-use crate::writer::{AppendJob, WriterJob, writer_stopped};
+use crate::writer::{AppendJob, WriterJob};
 use async_trait::async_trait;
 use uuid::Uuid;
 
@@ -19,7 +19,7 @@ macro_rules! impl_messages {
             async fn queue_append(&self, message: NewMessage, on_commit: Option<OnCommit>) -> Result<PendingAppend, StoreError> {
                 let (reply, answer) = oneshot::channel();
                 let job = WriterJob::Append(AppendJob { message, on_commit, reply });
-                self.appender.send(job).await.map_err(|_| writer_stopped())?;
+                self.appender.send(job).await.map_err(|_| StoreError::writer_stopped())?;
                 Ok(PendingAppend::new(answer))
             }
 
@@ -29,8 +29,8 @@ macro_rules! impl_messages {
 
             async fn settle_appends(&self) -> Result<(), StoreError> {
                 let (done, settled) = oneshot::channel();
-                self.appender.send(WriterJob::Barrier(done)).await.map_err(|_| writer_stopped())?;
-                settled.await.map_err(|_| writer_stopped())
+                self.appender.send(WriterJob::Barrier(done)).await.map_err(|_| StoreError::writer_stopped())?;
+                settled.await.map_err(|_| StoreError::writer_stopped())
             }
 
             async fn messages_after(

@@ -18,7 +18,16 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesOrdered;
 use iyagi_protocol::ws::{ClientFrame, ServerFrame};
 
-use super::connection::ClientSocket;
+use super::socket::ClientSocket;
+
+/// The `ack` of a stored client message (`send`, `react`).
+fn ack(reference: Option<String>, sent: iyagi_chat::Sent) -> ServerFrame {
+    ServerFrame::Ack {
+        reference,
+        message: sent.message,
+        duplicate: sent.duplicate,
+    }
+}
 
 /// Replies to the sends a connection has queued for storage, in the order
 /// the sends arrived. Sends are pipelined: the reader queues a send and

@@ -1,9 +1,8 @@
 //! `react`: add or remove a reaction (a marker message); answered by `ack`.
 
-use iyagi_protocol::ws::ServerFrame;
 use uuid::Uuid;
 
-use crate::ws::connection::ClientSocket;
+use crate::ws::socket::ClientSocket;
 
 pub(super) async fn handle(
     socket: &mut ClientSocket,
@@ -27,11 +26,7 @@ pub(super) async fn handle(
         )
         .await;
     match result {
-        Ok(sent) => socket.frame(ServerFrame::Ack {
-            reference,
-            message: sent.message,
-            duplicate: sent.duplicate,
-        }),
+        Ok(sent) => socket.frame(super::ack(reference, sent)),
         Err(e) => socket.api_error(reference, e),
     }
 }

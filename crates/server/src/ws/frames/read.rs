@@ -3,7 +3,7 @@
 use iyagi_protocol::ws::ServerFrame;
 use uuid::Uuid;
 
-use crate::ws::connection::ClientSocket;
+use crate::ws::socket::ClientSocket;
 
 pub(super) async fn handle(
     socket: &mut ClientSocket,

@@ -5,8 +5,8 @@ use iyagi_protocol::chat::MessageKind;
 use iyagi_protocol::ws::ServerFrame;
 use uuid::Uuid;
 
-use crate::ws::connection::ClientSocket;
-use crate::ws::parse::error_frame;
+use crate::ws::codec::error_frame;
+use crate::ws::socket::ClientSocket;
 
 /// Queues the send for storage; the returned future is its answer (an
 /// `ack` once committed, or an error), for the pipeline.
@@ -35,11 +35,7 @@ pub(super) async fn queue(
             Err(e) => Err(e),
         };
         match stored {
-            Ok(sent) => ServerFrame::Ack {
-                reference,
-                message: sent.message,
-                duplicate: sent.duplicate,
-            },
+            Ok(sent) => super::ack(reference, sent),
             Err(e) => error_frame(reference, e),
         }
     })

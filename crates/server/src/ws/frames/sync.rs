@@ -10,8 +10,8 @@ use iyagi_chat::{CatchUp, ReplayPlan};
 use iyagi_protocol::ws::{ServerFrame, SyncPosition};
 use uuid::Uuid;
 
-use crate::ws::connection::ClientSocket;
-use crate::ws::encode;
+use crate::ws::codec::encode;
+use crate::ws::socket::ClientSocket;
 
 pub(super) async fn handle(
     socket: &mut ClientSocket,

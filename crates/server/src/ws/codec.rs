@@ -1,5 +1,6 @@
-//! Reading client frames: what is wrong with one that cannot be handled,
-//! its `ref` when it has one, and the close code for a broken socket.
+//! Frames in and out: encoding server frames, reading client frames (what
+//! is wrong with one that cannot be handled, its `ref` when it has one),
+//! and the close code for a broken socket.
 
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::ws::{CLIENT_FRAME_TYPES, ClientFrame, FrameRef, ServerFrame, close};
@@ -68,4 +69,10 @@ pub(super) fn close_code_for(error: axum::Error) -> Option<u16> {
         WsError::Utf8(_) => Some(close::INVALID_DATA),
         _ => None,
     }
+}
+
+/// Encodes a server frame for a socket (once, whoever it goes to).
+pub(super) fn encode(frame: &ServerFrame) -> bytes::Bytes {
+    // Serialising our own enum of strings, numbers and JSON values cannot fail.
+    serde_json::to_string(frame).unwrap_or_default().into()
 }
