@@ -23,15 +23,10 @@ pub async fn register_login_refresh_logout_and_logout_all(db: String) {
     let laptop = app.login("MINJI", "correct horse", "laptop").await;
     assert_eq!(phone.user_id, user["id"].as_str().unwrap());
 
-    let me: Value = app.get("/v1/me", &phone.access).await.json().await.unwrap();
+    let me: Value = app.get_json("/v1/me", &phone.access).await;
     assert_eq!(me["id"], user["id"]);
 
-    let devices: Value = app
-        .get("/v1/devices", &phone.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let devices: Value = app.get_json("/v1/devices", &phone.access).await;
     let list = devices["devices"].as_array().unwrap();
     assert_eq!(list.len(), 2);
     for d in list {
@@ -166,12 +161,7 @@ pub async fn removing_a_device_signs_it_out(db: String) {
         "invalid_refresh_token",
     )
     .await;
-    let devices: Value = app
-        .get("/v1/devices", &laptop.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let devices: Value = app.get_json("/v1/devices", &laptop.access).await;
     let ids: Vec<&str> = devices["devices"]
         .as_array()
         .unwrap()
@@ -272,12 +262,7 @@ pub async fn relogin_on_the_same_device_replaces_its_session(db: String) {
     )
     .await;
     assert_eq!(app.get("/v1/me", &second.access).await.status(), 200);
-    let devices: Value = app
-        .get("/v1/devices", &second.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let devices: Value = app.get_json("/v1/devices", &second.access).await;
     assert_eq!(devices["devices"].as_array().unwrap().len(), 1);
     app.stop().await;
 }

@@ -229,7 +229,7 @@ pub async fn every_paginated_route_refuses_a_limit_out_of_range(db: String) {
     let app = TestApp::spawn(&db).await;
     let alice = app.user("alice", "phone").await;
     let bob = app.user("bob", "phone").await;
-    let room = crate::realtime::direct_room(&app, &alice, &bob).await;
+    let room = app.direct_room(&alice, &bob).await;
     let routes = ["/v1/rooms".to_owned(), format!("/v1/rooms/{room}/messages")];
     for route in &routes {
         for limit in ["0", "201", "100000", "-1"] {

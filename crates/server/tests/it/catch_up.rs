@@ -13,8 +13,8 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::Backends;
-use crate::helpers::{TestApp, Tokens};
-use crate::realtime::{collect_until, direct_room};
+use crate::helpers::{Pair, TestApp, Tokens};
+use crate::realtime::collect_until;
 use crate::ws_client::WsClient;
 
 crate::ws_suite!(catch_up:
@@ -51,7 +51,7 @@ pub async fn a_message_committed_while_a_sync_is_served_is_delivered_once(b: Bac
     let app = TestApp::spawn_with_options(b.settings(), options).await;
     let alice = app.user("alice", "phone").await;
     let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let room = app.direct_room(&alice, &bob).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let seen = a.say(&room, "m1", "before").await["seq"].as_i64().unwrap();
 
@@ -87,10 +87,12 @@ pub async fn a_message_committed_while_a_sync_is_served_is_delivered_once(b: Bac
 }
 
 pub async fn a_re_sync_on_a_live_connection_repeats_nothing(b: Backends) {
-    let app = TestApp::spawn_with(b.settings()).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(b.settings()).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut bob_ws = WsClient::connect(&app, &bob).await;
     bob_ws
@@ -117,7 +119,7 @@ pub async fn a_re_sync_on_a_live_connection_repeats_nothing(b: Backends) {
     // A room that went live before it was caught up: the sync fills the
     // gap below what arrived live, and repeats nothing.
     let carol = app.user("carol", "phone").await;
-    let other = direct_room(&app, &alice, &carol).await;
+    let other = app.direct_room(&alice, &carol).await;
     let mut c = WsClient::connect_live(&app, &carol).await;
     let mut alice2 = WsClient::connect(&app, &app.user("alice", "laptop").await).await;
     alice2.send(json!({"type": "sync"})).await;
@@ -226,7 +228,7 @@ pub async fn devices_reconnecting_under_traffic_never_miss_a_message(b: Backends
         }
         devices
     };
-    let room = direct_room(&app, &alice_devices[0], &bob_devices[0]).await;
+    let room = app.direct_room(&alice_devices[0], &bob_devices[0]).await;
     let run_for = Duration::from_secs(4);
     let until = tokio::time::Instant::now() + run_for;
 

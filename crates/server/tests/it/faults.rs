@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, cluster_settings, test_settings};
-use crate::realtime::{direct_room, group_room};
+use crate::realtime::group_room;
 use crate::ws_client::WsClient;
 
 /// Waits until the node's bus is (or is not) connected.
@@ -128,11 +128,8 @@ async fn lost_bus_events_never_leave_stale_authorization() {
         .await;
     assert_eq!(got["message"]["room_id"], json!(group));
     let history: Value = node_a
-        .get(&format!("/v1/rooms/{group}/messages"), &alice.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{group}/messages"), &alice.access)
+        .await;
     let texts: Vec<&str> = history["messages"]
         .as_array()
         .unwrap()
@@ -170,7 +167,7 @@ async fn a_redis_restart_restores_sessions_and_an_outage_fails_fast() {
     let app = TestApp::spawn_with_push(settings, pushes.clone()).await;
     let alice = app.user("alice", "phone").await;
     let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let room = app.direct_room(&alice, &bob).await;
     let mut alice_ws = WsClient::connect_live(&app, &alice).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     bob_ws.send(json!({"type": "view", "room_id": room})).await;
@@ -185,12 +182,7 @@ async fn a_redis_restart_restores_sessions_and_an_outage_fails_fast() {
             .map(|m| (m["online"].clone(), m["in_room"].clone()))
             .unwrap()
     };
-    let before: Value = app
-        .get(&presence_path, &alice.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let before: Value = app.get_json(&presence_path, &alice.access).await;
     assert_eq!(bob_state(&before), (json!(true), json!(true)));
 
     // Redis goes away: answers come fast, and readiness says which backend.
@@ -204,7 +196,7 @@ async fn a_redis_restart_restores_sessions_and_an_outage_fails_fast() {
         started.elapsed()
     );
     let started = Instant::now();
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get_public("/readyz").await;
     assert_eq!(ready.status(), 503);
     assert!(
         started.elapsed() < Duration::from_secs(3),
@@ -236,22 +228,9 @@ async fn a_redis_restart_restores_sessions_and_an_outage_fails_fast() {
     // and who views what.
     redis.start().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let after: Value = app
-        .get(&presence_path, &alice.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let after: Value = app.get_json(&presence_path, &alice.access).await;
     assert_eq!(bob_state(&after), (json!(true), json!(true)), "{after}");
-    assert_eq!(
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.get_public("/readyz").await.status(), 200);
     let pushed_before = pushes.sent().len();
     let sent = alice_ws.say(&room, "a1", "are you there?").await;
     assert_eq!(bob_ws.expect_message().await["id"], sent["id"]);

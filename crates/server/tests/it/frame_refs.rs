@@ -6,7 +6,6 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{TestApp, test_settings};
-use crate::realtime::direct_room;
 use crate::ws_client::WsClient;
 
 #[tokio::test]
@@ -19,8 +18,8 @@ async fn every_answer_and_error_echoes_the_ref_it_could_read() {
     let alice = app.user("alice", "phone").await;
     let bob = app.user("bob", "phone").await;
     let carol = app.user("carol", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
-    let theirs = direct_room(&app, &bob, &carol).await;
+    let room = app.direct_room(&alice, &bob).await;
+    let theirs = app.direct_room(&bob, &carol).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let pace = || tokio::time::sleep(Duration::from_millis(400));
 

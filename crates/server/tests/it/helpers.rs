@@ -127,6 +127,51 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// A GET without a token.
+    pub async fn get_public(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A GET with a token, its body parsed as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.get(path, token)
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
+    }
+
+    /// `/metrics` as text (wherever it is served).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("http://{}/metrics", self.metrics_addr))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
+    /// The direct room of `a` and `b` (created on first call).
+    pub async fn direct_room(&self, a: &Tokens, b: &Tokens) -> String {
+        let response = self
+            .call(
+                Method::POST,
+                "/v1/rooms/direct",
+                Some(&a.access),
+                Some(json!({"user_id": b.user_id})),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        let room: Value = response.json().await.expect("a JSON body");
+        room["id"].as_str().expect("a room id").to_owned()
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.call(Method::POST, path, None, Some(body)).await
     }
@@ -183,6 +228,30 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+    }
+}
+
+/// The setup most scenarios start from: a server, two users on their
+/// phones, and their direct room.
+pub struct Pair {
+    pub app: TestApp,
+    pub alice: Tokens,
+    pub bob: Tokens,
+    pub room: String,
+}
+
+impl Pair {
+    pub async fn start(settings: Settings) -> Pair {
+        let app = TestApp::spawn_with(settings).await;
+        let alice = app.user("alice", "phone").await;
+        let bob = app.user("bob", "phone").await;
+        let room = app.direct_room(&alice, &bob).await;
+        Pair {
+            app,
+            alice,
+            bob,
+            room,
         }
     }
 }

@@ -9,28 +9,11 @@ use crate::helpers::{TestApp, expect_error};
 async fn health_readiness_and_unknown_routes() {
     let db = iyagi_testkit::TestDb::sqlite();
     let app = TestApp::spawn(&db.url).await;
-    let health: Value = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = app.get_public("/healthz").await.json().await.unwrap();
     assert_eq!(health["status"], "ok");
-    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    let ready = app.get_public("/readyz").await;
     assert_eq!(ready.status(), 200);
-    expect_error(
-        app.client
-            .get(app.url("/v1/nothing-here"))
-            .send()
-            .await
-            .unwrap(),
-        404,
-        "not_found",
-    )
-    .await;
+    expect_error(app.get_public("/v1/nothing-here").await, 404, "not_found").await;
     let wrong_method = app.call(Method::GET, "/v1/auth/login", None, None).await;
     expect_error(wrong_method, 405, "method_not_allowed").await;
     app.stop().await;
@@ -42,19 +25,9 @@ async fn readiness_fails_when_storage_is_gone() {
     let app = TestApp::spawn(&db.url).await;
     // Close the pool under the running server: storage is now unreachable.
     app.state.store.close().await;
-    expect_error(
-        app.client.get(app.url("/readyz")).send().await.unwrap(),
-        503,
-        "unavailable",
-    )
-    .await;
+    expect_error(app.get_public("/readyz").await, 503, "unavailable").await;
     assert_eq!(
-        app.client
-            .get(app.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.get_public("/healthz").await.status(),
         200,
         "still alive"
     );
@@ -66,17 +39,9 @@ async fn metrics_count_requests_by_route() {
     let db = iyagi_testkit::TestDb::sqlite();
     let app = TestApp::spawn(&db.url).await;
     for _ in 0..3 {
-        app.client.get(app.url("/healthz")).send().await.unwrap();
+        app.get_public("/healthz").await;
     }
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics_text().await;
     let line = text
         .lines()
         .find(|l| l.starts_with("iyagi_http_requests_total") && l.contains(r#"route="/healthz""#))
@@ -91,11 +56,8 @@ async fn openapi_document_lists_every_route() {
     let db = iyagi_testkit::TestDb::sqlite();
     let app = TestApp::spawn(&db.url).await;
     let doc: Value = app
-        .client
-        .get(app.url("/v1/openapi.json"))
-        .send()
+        .get_public("/v1/openapi.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -139,7 +101,7 @@ async fn openapi_document_lists_every_route() {
 async fn every_response_carries_a_request_id() {
     let db = iyagi_testkit::TestDb::sqlite();
     let app = TestApp::spawn(&db.url).await;
-    let generated = app.client.get(app.url("/healthz")).send().await.unwrap();
+    let generated = app.get_public("/healthz").await;
     assert!(!generated.headers()["x-request-id"].is_empty());
     let given = app
         .client
@@ -158,7 +120,7 @@ async fn metrics_can_need_a_token_or_a_listener_of_their_own() {
     let mut settings = crate::helpers::test_settings(&db.url);
     settings.metrics.token = "s3cret-scrape".to_owned();
     let app = TestApp::spawn_with(settings).await;
-    let without = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let without = app.get_public("/metrics").await;
     expect_error(without, 401, "unauthenticated").await;
     let wrong = app
         .client
@@ -189,7 +151,7 @@ async fn metrics_can_need_a_token_or_a_listener_of_their_own() {
     settings.metrics.listen = "127.0.0.1:0".to_owned();
     let app = TestApp::spawn_with(settings).await;
     assert_ne!(app.metrics_addr, app.addr);
-    let main = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let main = app.get_public("/metrics").await;
     expect_error(main, 404, "not_found").await;
     let own = app
         .client

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::Backends;
-use crate::helpers::{TestApp, Tokens, expect_error};
+use crate::helpers::{Pair, TestApp, Tokens, expect_error};
 use crate::ws_client::WsClient;
 
 crate::ws_suite!(realtime:
@@ -31,27 +31,8 @@ crate::ws_suite!(realtime:
     pipelined_sends_are_answered_in_order_and_delivered_in_seq_order,
 );
 
-pub(crate) async fn direct_room(app: &TestApp, a: &Tokens, b: &Tokens) -> String {
-    let response = app
-        .call(
-            Method::POST,
-            "/v1/rooms/direct",
-            Some(&a.access),
-            Some(json!({"user_id": b.user_id})),
-        )
-        .await;
-    assert_eq!(response.status(), 200);
-    let room: Value = response.json().await.unwrap();
-    room["id"].as_str().unwrap().to_owned()
-}
-
 async fn room_list(app: &TestApp, tokens: &Tokens) -> Vec<Value> {
-    let list: Value = app
-        .get("/v1/rooms", &tokens.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.get_json("/v1/rooms", &tokens.access).await;
     list["rooms"].as_array().unwrap().clone()
 }
 
@@ -85,9 +66,9 @@ pub async fn two_users_with_two_devices_each_chat_one_to_one(b: Backends) {
     let alice_laptop = app.user("alice", "laptop").await;
     let bob_phone = app.user("bob", "phone").await;
     let bob_tablet = app.user("bob", "tablet").await;
-    let room = direct_room(&app, &alice_phone, &bob_phone).await;
+    let room = app.direct_room(&alice_phone, &bob_phone).await;
     assert_eq!(
-        direct_room(&app, &bob_tablet, &alice_laptop).await,
+        app.direct_room(&bob_tablet, &alice_laptop).await,
         room,
         "one room per pair"
     );
@@ -157,7 +138,7 @@ pub async fn presence_is_announced_for_the_first_and_last_device_only(b: Backend
     let alice_phone = app.user("alice", "phone").await;
     let alice_laptop = app.user("alice", "laptop").await;
     let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice_phone, &bob).await;
+    let room = app.direct_room(&alice_phone, &bob).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     let is_alice = |online: bool| presence_of(&alice_phone.user_id, online);
 
@@ -186,11 +167,8 @@ pub async fn presence_is_announced_for_the_first_and_last_device_only(b: Backend
     laptop.close().await;
     bob_ws.expect("alice offline", is_alice(false)).await;
     let presence: Value = app
-        .get(&format!("/v1/rooms/{room}/presence"), &bob.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}/presence"), &bob.access)
+        .await;
     assert_eq!(
         member_presence(&presence, &alice_phone.user_id)["online"],
         false
@@ -225,7 +203,7 @@ pub async fn presence_is_pushed_to_direct_peers_and_small_groups_only(b: Backend
     let big = group_room(&app, &alice, &[&bob, &carol]).await;
     // Two members: within the limit. Carol shares it too (and the big one).
     group_room(&app, &alice, &[&carol]).await;
-    direct_room(&app, &alice, &dave).await;
+    app.direct_room(&alice, &dave).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     let mut carol_ws = WsClient::connect_live(&app, &carol).await;
     let mut dave_ws = WsClient::connect_live(&app, &dave).await;
@@ -265,10 +243,12 @@ pub async fn a_silent_client_is_timed_out_by_the_heartbeat(b: Backends) {
     let mut settings = b.settings();
     settings.ws.heartbeat_interval_ms = 200;
     settings.ws.heartbeat_timeout_ms = 300;
-    let app = TestApp::spawn_with(settings).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(settings).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
 
     // A raw client that never reads: it never answers a ping.
@@ -290,11 +270,8 @@ pub async fn a_silent_client_is_timed_out_by_the_heartbeat(b: Backends) {
     // interval + timeout = 500 ms; allow scheduling slack, but not "never".
     assert!(after < Duration::from_secs(3), "timed out after {after:?}");
     let presence: Value = app
-        .get(&format!("/v1/rooms/{room}/presence"), &bob.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}/presence"), &bob.access)
+        .await;
     assert!(
         presence["members"]
             .as_array()
@@ -315,7 +292,7 @@ pub async fn resending_a_client_message_id_never_duplicates(b: Backends) {
     let alice = app.user("alice", "phone").await;
     let alice_laptop = app.user("alice", "laptop").await;
     let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let room = app.direct_room(&alice, &bob).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
 
@@ -349,10 +326,12 @@ pub async fn resending_a_client_message_id_never_duplicates(b: Backends) {
 }
 
 pub async fn read_markers_drive_unread_counts_and_receipts(b: Backends) {
-    let app = TestApp::spawn_with(b.settings()).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(b.settings()).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     let mut seqs = Vec::new();
@@ -413,11 +392,8 @@ pub async fn read_markers_drive_unread_counts_and_receipts(b: Backends) {
     assert_eq!(bob_ws.expect_type("read_ack").await["unread"], 0);
     assert_eq!(unread(&app, &bob, &room).await, 0);
     let members: Value = app
-        .get(&format!("/v1/rooms/{room}"), &bob.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}"), &bob.access)
+        .await;
     let bob_member = members["members"]
         .as_array()
         .unwrap()
@@ -429,10 +405,12 @@ pub async fn read_markers_drive_unread_counts_and_receipts(b: Backends) {
 }
 
 pub async fn reactions_are_marker_messages(b: Backends) {
-    let app = TestApp::spawn_with(b.settings()).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(b.settings()).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     let target = a.say(&room, "t", "react to me").await["seq"]
@@ -574,11 +552,8 @@ pub async fn group_rooms_and_membership_changes(b: Backends) {
         .await;
     assert_eq!(left.status(), 204);
     let detail: Value = app
-        .get(&format!("/v1/rooms/{room}"), &bob.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}"), &bob.access)
+        .await;
     let members = detail["members"].as_array().unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(
@@ -589,7 +564,7 @@ pub async fn group_rooms_and_membership_changes(b: Backends) {
         (json!("bob"), json!("owner"))
     );
     // Direct rooms keep their two members.
-    let direct = direct_room(&app, &bob, &carol).await;
+    let direct = app.direct_room(&bob, &carol).await;
     let refused = app
         .call(
             Method::POST,
@@ -617,10 +592,12 @@ pub(crate) async fn collect_until(client: &mut WsClient, room: &str, last_seq: i
 }
 
 pub async fn catch_up_after_a_disconnect_has_no_gaps_and_no_duplicates(b: Backends) {
-    let app = TestApp::spawn_with(b.settings()).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(b.settings()).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     let seen = a.say(&room, "before", "before the drop").await["seq"]
@@ -684,10 +661,12 @@ pub async fn catch_up_after_a_disconnect_has_no_gaps_and_no_duplicates(b: Backen
 pub async fn catch_up_while_messages_keep_arriving_stays_ordered(b: Backends) {
     let mut settings = b.settings();
     settings.ws.frames_per_second = 1000;
-    let app = TestApp::spawn_with(settings).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(settings).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     for i in 0..20 {
         a.say(&room, &format!("old{i}"), "old").await;
@@ -725,10 +704,12 @@ pub async fn catch_up_while_messages_keep_arriving_stays_ordered(b: Backends) {
 pub async fn a_gap_too_large_to_replay_gets_reload(b: Backends) {
     let mut settings = b.settings();
     settings.ws.max_replay = 5;
-    let app = TestApp::spawn_with(settings).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(settings).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut last = 0;
     for i in 0..10 {
@@ -749,11 +730,8 @@ pub async fn a_gap_too_large_to_replay_gets_reload(b: Backends) {
     bob_ws.expect_type("synced").await;
     // History pages are how a client reloads.
     let page: Value = app
-        .get(&format!("/v1/rooms/{room}/messages?limit=4"), &bob.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/v1/rooms/{room}/messages?limit=4"), &bob.access)
+        .await;
     let seqs: Vec<i64> = page["messages"]
         .as_array()
         .unwrap()
@@ -781,7 +759,7 @@ pub async fn bad_input_gets_error_frames_and_writes_nothing(b: Backends) {
     let alice = app.user("alice", "phone").await;
     let bob = app.user("bob", "phone").await;
     let mallory = app.user("mallory", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let room = app.direct_room(&alice, &bob).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     let mut m = WsClient::connect_live(&app, &mallory).await;
     let pace = || tokio::time::sleep(Duration::from_millis(250));
@@ -865,7 +843,7 @@ pub async fn a_slow_reader_does_not_stall_anyone_else(b: Backends) {
     let alice = app.user("alice", "phone").await;
     let bob_fast = app.user("bob", "phone").await;
     let bob_slow = app.user("bob", "tablet").await;
-    let room = direct_room(&app, &alice, &bob_fast).await;
+    let room = app.direct_room(&alice, &bob_fast).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut fast = WsClient::connect_live(&app, &bob_fast).await;
     // The slow device syncs, then never reads again.
@@ -899,15 +877,7 @@ pub async fn a_slow_reader_does_not_stall_anyone_else(b: Backends) {
     }
     let got = collect_until(&mut fast, &room, count as i64 + 1).await;
     assert_eq!(got.len(), count, "the fast device got every message");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     let slow_closed = metrics
         .lines()
         .find(|l| l.starts_with("iyagi_ws_slow_closed "))
@@ -946,7 +916,7 @@ pub async fn push_goes_to_members_not_viewing_the_room(b: Backends) {
     let two_phone = app.user("twodevices", "phone").await;
     let two_tablet = app.user("twodevices", "tablet").await;
     let room = group_room(&app, &author, &[&viewer, &elsewhere, &offline, &two_phone]).await;
-    let other_room = direct_room(&app, &elsewhere, &author).await;
+    let other_room = app.direct_room(&elsewhere, &author).await;
 
     let mut author_ws = WsClient::connect_live(&app, &author).await;
     let mut viewer_ws = WsClient::connect_live(&app, &viewer).await;
@@ -1058,10 +1028,12 @@ pub async fn revoking_a_session_closes_its_connection(b: Backends) {
 }
 
 pub async fn typing_is_delivered_live_and_never_stored(b: Backends) {
-    let app = TestApp::spawn_with(b.settings()).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(b.settings()).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let mut bob_ws = WsClient::connect_live(&app, &bob).await;
     a.send(json!({"type": "typing", "room_id": room})).await;
@@ -1080,29 +1052,13 @@ pub async fn typing_is_delivered_live_and_never_stored(b: Backends) {
             .find(|l| l.starts_with("iyagi_ws_connections "))
             .map(str::to_owned)
     };
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert_eq!(gauge(metrics).as_deref(), Some("iyagi_ws_connections 2"));
     a.close().await;
     bob_ws.close().await;
     let mut last = None;
     for _ in 0..100 {
-        let metrics = app
-            .client
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics_text().await;
         last = gauge(metrics);
         if last.as_deref() == Some("iyagi_ws_connections 0") {
             break;

@@ -8,8 +8,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{TestApp, test_settings};
-use crate::realtime::direct_room;
+use crate::helpers::{Pair, TestApp, test_settings};
 use crate::ws_client::WsClient;
 
 type RawWs =
@@ -46,10 +45,12 @@ async fn a_reader_of_large_history_pages_pins_bounded_memory_and_is_closed() {
     let mut settings = test_settings(&db.url);
     settings.ws.frames_per_second = 10_000;
     let per_connection = settings.ws.outbound_queue_bytes;
-    let app = TestApp::spawn_with(settings).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app,
+        alice,
+        bob,
+        room,
+    } = Pair::start(settings).await;
 
     // 200 messages of ~15 KiB: each full history page is ~3 MiB.
     let mut a = WsClient::connect_live(&app, &alice).await;
@@ -132,10 +133,9 @@ async fn pipelined_requests_get_an_answer_each_or_a_close() {
     // Only the frame bound can be reached here.
     settings.ws.outbound_queue_bytes = 256 * 1024 * 1024;
     settings.ws.outbound_total_bytes = 1024 * 1024 * 1024;
-    let app = TestApp::spawn_with(settings).await;
-    let alice = app.user("alice", "phone").await;
-    let bob = app.user("bob", "phone").await;
-    let room = direct_room(&app, &alice, &bob).await;
+    let Pair {
+        app, alice, room, ..
+    } = Pair::start(settings).await;
     let mut a = WsClient::connect_live(&app, &alice).await;
     let pad = "p".repeat(15 * 1024);
     for i in 0..8 {
