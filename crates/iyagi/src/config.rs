@@ -17,7 +17,9 @@ pub struct Overrides {
 
 /// The configuration sections. Only `IYAGI_<SECTION>__...` variables are
 /// configuration; others with the prefix (IYAGI_CONFIG, IYAGI_TEST_*) are not.
-const SECTIONS: [&str; 7] = ["server", "database", "auth", "ws", "session", "bus", "log"];
+const SECTIONS: [&str; 8] = [
+    "server", "database", "auth", "ws", "session", "bus", "metrics", "log",
+];
 
 pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
     let mut figment = Figment::from(Serialized::defaults(Settings::default()));
@@ -133,6 +135,35 @@ mod tests {
                 load(Some(Path::new("typo.toml")), &no_overrides()).expect_err("unknown key")
             );
             assert!(err.contains("listen_port"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment::Jail's signature, not ours
+    fn every_section_takes_env_and_secrets_never_print() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IYAGI_METRICS__TOKEN", "scrape-me");
+            jail.set_env(
+                "IYAGI_DATABASE__URL",
+                "postgres://app:hunter2@db:5432/iyagi",
+            );
+            jail.set_env("IYAGI_SESSION__REDIS_URL", "redis://:hunter3@cache:6379");
+            let settings = load(None, &no_overrides()).expect("loads");
+            assert_eq!(settings.metrics.token.expose(), "scrape-me");
+            assert_eq!(
+                settings.database.url.expose(),
+                "postgres://app:hunter2@db:5432/iyagi"
+            );
+            let printed = to_toml(&settings).expect("renders");
+            assert!(
+                printed.contains("postgres://app:***@db:5432/iyagi"),
+                "{printed}"
+            );
+            for secret in ["hunter2", "hunter3", "scrape-me"] {
+                assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+            }
+            assert!(!format!("{settings:?}").contains("hunter2"));
             Ok(())
         });
     }

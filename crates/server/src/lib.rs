@@ -15,6 +15,7 @@ mod metrics;
 mod openapi;
 mod revocations;
 mod routes;
+mod secret;
 pub mod settings;
 mod startup;
 mod state;
@@ -23,7 +24,7 @@ mod ws;
 pub use openapi::ApiDoc;
 pub use settings::{
     BusBackend, BusSettings, DatabaseSettings, LogFormat, LogSettings, MetricsSettings,
-    ServerSettings, SessionBackend, SessionSettings, Settings, WsSettings,
+    SecretString, SecretUrl, ServerSettings, SessionBackend, SessionSettings, Settings, WsSettings,
 };
 pub use startup::{Application, BuildOptions, StartupError};
 pub use state::AppState;

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use iyagi_auth::AuthSettings;
+
+pub use crate::secret::{SecretString, SecretUrl};
 use iyagi_protocol::chat::{CONTENT_MAX_BYTES, PAGE_MAX};
 use iyagi_protocol::ws::SENDS_IN_FLIGHT_MAX;
 use serde::{Deserialize, Serialize};
@@ -35,7 +37,7 @@ pub struct MetricsSettings {
     /// longer on `server.listen`); empty: on the main listener.
     pub listen: String,
     /// When set, `/metrics` needs `Authorization: Bearer <token>`.
-    pub token: String,
+    pub token: SecretString,
 }
 
 impl MetricsSettings {
@@ -67,7 +69,7 @@ pub enum BusBackend {
 #[serde(default, deny_unknown_fields)]
 pub struct BusSettings {
     pub kind: BusBackend,
-    pub nats_url: String,
+    pub nats_url: SecretUrl,
     /// Nodes sharing this prefix form one cluster.
     pub subject_prefix: String,
     /// A room's cached member list is read from the database again after
@@ -87,7 +89,7 @@ impl Default for BusSettings {
     fn default() -> Self {
         BusSettings {
             kind: BusBackend::Local,
-            nats_url: "nats://127.0.0.1:4222".to_owned(),
+            nats_url: "nats://127.0.0.1:4222".into(),
             subject_prefix: "iyagi".to_owned(),
             member_cache_ttl_ms: 10_000,
             session_recheck_secs: 60,
@@ -191,7 +193,7 @@ pub enum SessionBackend {
 #[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
     pub store: SessionBackend,
-    pub redis_url: String,
+    pub redis_url: SecretUrl,
     /// Prefix of every Redis key, so several deployments can share a server.
     pub redis_prefix: String,
     /// A Redis command (or reconnection) taking longer fails: while Redis
@@ -203,7 +205,7 @@ impl Default for SessionSettings {
     fn default() -> Self {
         SessionSettings {
             store: SessionBackend::Memory,
-            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "iyagi".to_owned(),
             redis_timeout_ms: 1000,
         }
@@ -260,7 +262,7 @@ impl ServerSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `sqlite://PATH` (created if missing) or `postgres://USER@HOST:PORT/DB`.
-    pub url: String,
+    pub url: SecretUrl,
     pub max_connections: u32,
     /// How long a request waits for a free connection before failing.
     pub acquire_timeout_secs: u64,
@@ -269,7 +271,7 @@ pub struct DatabaseSettings {
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {
-            url: "sqlite://./data/iyagi.db".to_owned(),
+            url: "sqlite://./data/iyagi.db".into(),
             max_connections: 10,
             acquire_timeout_secs: 5,
         }
@@ -306,13 +308,14 @@ impl Default for LogSettings {
 impl Settings {
     /// Checks what types alone cannot. The message names the key and value.
     pub fn validate(&self) -> Result<(), String> {
-        let url = &self.database.url;
+        let url = self.database.url.expose();
         if !(url.starts_with("sqlite:")
             || url.starts_with("postgres:")
             || url.starts_with("postgresql:"))
         {
             return Err(format!(
-                "database.url = {url:?} is invalid: it must start with sqlite: or postgres:"
+                "database.url = {:?} is invalid: it must start with sqlite: or postgres:",
+                self.database.url.redacted()
             ));
         }
         let positive: [(&str, u64); 16] = [
@@ -407,11 +410,11 @@ impl Settings {
             ));
         }
         if self.session.store == SessionBackend::Redis
-            && !self.session.redis_url.starts_with("redis")
+            && !self.session.redis_url.expose().starts_with("redis")
         {
             return Err(format!(
                 "session.redis_url = {:?} is invalid: it must start with redis://",
-                self.session.redis_url
+                self.session.redis_url.redacted()
             ));
         }
         self.metrics.own_listener()?;

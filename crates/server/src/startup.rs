@@ -94,13 +94,13 @@ impl Application {
             max_connections: settings.database.max_connections,
             acquire_timeout: Duration::from_secs(settings.database.acquire_timeout_secs.max(1)),
         };
-        let store = iyagi_store::open(&settings.database.url, &store_options).await?;
+        let store = iyagi_store::open(settings.database.url.expose(), &store_options).await?;
         tracing::info!(backend = store.backend(), "storage ready");
         let sessions: Arc<dyn SessionStore> = match settings.session.store {
             SessionBackend::Memory => Arc::new(MemorySessionStore::new()),
             SessionBackend::Redis => Arc::new(
                 RedisSessionStore::connect_with_timeout(
-                    &settings.session.redis_url,
+                    settings.session.redis_url.expose(),
                     &settings.session.redis_prefix,
                     Duration::from_millis(settings.session.redis_timeout_ms),
                 )
@@ -115,7 +115,7 @@ impl Application {
             BusBackend::Local => Arc::new(LocalBus::new(hub.clone())),
             BusBackend::Nats => Arc::new(
                 NatsBus::connect(
-                    &settings.bus.nats_url,
+                    settings.bus.nats_url.expose(),
                     &settings.bus.subject_prefix,
                     hub.clone(),
                 )

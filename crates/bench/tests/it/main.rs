@@ -17,7 +17,7 @@ async fn iyagi() -> (
     let db = iyagi_testkit::TestDb::sqlite();
     let mut settings = iyagi_server::Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
-    settings.database.url = db.url.clone();
+    settings.database.url = db.url.clone().into();
     settings.auth.password.memory_kib = 64;
     settings.auth.password.iterations = 1;
     settings.auth.rate_limit.register_per_address_per_minute = 100_000;

@@ -28,7 +28,7 @@ pub async fn metrics(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let token = &state.settings.metrics.token;
+    let token = state.settings.metrics.token.expose();
     if !token.is_empty() {
         let presented = headers
             .get(header::AUTHORIZATION)

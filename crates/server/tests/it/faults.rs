@@ -157,7 +157,7 @@ async fn a_redis_restart_restores_sessions_and_an_outage_fails_fast() {
     let mut settings = test_settings(&db.url);
     settings.session = iyagi_server::SessionSettings {
         store: iyagi_server::SessionBackend::Redis,
-        redis_url: redis.url(),
+        redis_url: redis.url().into(),
         redis_prefix: "iyagi".to_owned(),
         redis_timeout_ms: 500,
     };

@@ -21,7 +21,7 @@ pub struct TestApp {
 pub fn test_settings(database_url: &str) -> Settings {
     let mut settings = Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().expect("addr");
-    settings.database.url = database_url.to_owned();
+    settings.database.url = database_url.into();
     settings.database.max_connections = 4;
     // Real argon2id, at a cost that keeps the suite fast.
     settings.auth.password.memory_kib = 256;
@@ -39,13 +39,13 @@ pub fn cluster_settings(
     let mut settings = test_settings(database_url);
     settings.session = iyagi_server::SessionSettings {
         store: iyagi_server::SessionBackend::Redis,
-        redis_url: redis.url.clone(),
+        redis_url: redis.url.clone().into(),
         redis_prefix: redis.prefix.clone(),
         ..Default::default()
     };
     settings.bus = iyagi_server::BusSettings {
         kind: iyagi_server::BusBackend::Nats,
-        nats_url,
+        nats_url: nats_url.into(),
         subject_prefix: redis.prefix.clone(),
         ..Default::default()
     };

@@ -83,7 +83,7 @@ macro_rules! ws_suite {
                     let db = iyagi_testkit::TestDb::sqlite();
                     let session = iyagi_server::SessionSettings {
                         store: iyagi_server::SessionBackend::Redis,
-                        redis_url: redis.url.clone(),
+                        redis_url: redis.url.clone().into(),
                         redis_prefix: redis.prefix.clone(),
                         ..Default::default()
                     };
@@ -101,7 +101,7 @@ macro_rules! ws_suite {
                     let Some(db) = iyagi_testkit::TestDb::postgres().await else { return };
                     let session = iyagi_server::SessionSettings {
                         store: iyagi_server::SessionBackend::Redis,
-                        redis_url: redis.url.clone(),
+                        redis_url: redis.url.clone().into(),
                         redis_prefix: redis.prefix.clone(),
                         ..Default::default()
                     };

@@ -118,7 +118,7 @@ async fn every_response_carries_a_request_id() {
 async fn metrics_can_need_a_token_or_a_listener_of_their_own() {
     let db = iyagi_testkit::TestDb::sqlite();
     let mut settings = crate::helpers::test_settings(&db.url);
-    settings.metrics.token = "s3cret-scrape".to_owned();
+    settings.metrics.token = iyagi_server::SecretString::new("s3cret-scrape");
     let app = TestApp::spawn_with(settings).await;
     let without = app.get_public("/metrics").await;
     expect_error(without, 401, "unauthenticated").await;
