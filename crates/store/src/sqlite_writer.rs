@@ -8,7 +8,7 @@
 //! one `BEGIN IMMEDIATE` transaction, commits once (one fsync for the batch)
 //! and only then runs each message's hook and answers its caller.
 //!
-//! It has the semantics of the shared SQL in `sql.rs` (`append_in_tx`, one
+//! It has the semantics of the shared SQL in `sql/messages.rs` (`append_in_tx`, one
 //! message at a time, which PostgreSQL uses) with fewer statements per
 //! message (see [`apply`]); the same contract suite runs on both.
 
