@@ -76,3 +76,12 @@ pub(super) fn encode(frame: &ServerFrame) -> bytes::Bytes {
     // Serialising our own enum of strings, numbers and JSON values cannot fail.
     serde_json::to_string(frame).unwrap_or_default().into()
 }
+
+/// The `ack` of a stored client message (`send`, `react`).
+pub(super) fn ack(reference: Option<String>, sent: iyagi_chat::Sent) -> ServerFrame {
+    ServerFrame::Ack {
+        reference,
+        message: sent.message,
+        duplicate: sent.duplicate,
+    }
+}

@@ -20,15 +20,6 @@ use iyagi_protocol::ws::{ClientFrame, ServerFrame};
 
 use super::socket::ClientSocket;
 
-/// The `ack` of a stored client message (`send`, `react`).
-fn ack(reference: Option<String>, sent: iyagi_chat::Sent) -> ServerFrame {
-    ServerFrame::Ack {
-        reference,
-        message: sent.message,
-        duplicate: sent.duplicate,
-    }
-}
-
 /// Replies to the sends a connection has queued for storage, in the order
 /// the sends arrived. Sends are pipelined: the reader queues a send and
 /// reads on, so one connection's sends share group commits instead of

@@ -2,6 +2,7 @@
 
 use uuid::Uuid;
 
+use crate::ws::codec::ack;
 use crate::ws::socket::ClientSocket;
 
 pub(super) async fn handle(
@@ -26,7 +27,7 @@ pub(super) async fn handle(
         )
         .await;
     match result {
-        Ok(sent) => socket.frame(super::ack(reference, sent)),
+        Ok(sent) => socket.frame(ack(reference, sent)),
         Err(e) => socket.api_error(reference, e),
     }
 }

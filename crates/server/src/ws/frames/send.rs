@@ -5,7 +5,7 @@ use iyagi_protocol::chat::MessageKind;
 use iyagi_protocol::ws::ServerFrame;
 use uuid::Uuid;
 
-use crate::ws::codec::error_frame;
+use crate::ws::codec::{ack, error_frame};
 use crate::ws::socket::ClientSocket;
 
 /// Queues the send for storage; the returned future is its answer (an
@@ -35,7 +35,7 @@ pub(super) async fn queue(
             Err(e) => Err(e),
         };
         match stored {
-            Ok(sent) => super::ack(reference, sent),
+            Ok(sent) => ack(reference, sent),
             Err(e) => error_frame(reference, e),
         }
     })
