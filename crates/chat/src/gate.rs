@@ -24,12 +24,22 @@ use crate::service::{ChatService, SERVER_DEVICE, now_ms};
 use crate::{ChatError, views};
 
 impl ChatService {
+    /// `Ok` when `user` is a member of `room`; `NotAMember` otherwise (also
+    /// for a room that does not exist).
+    pub async fn check_member(&self, user: Uuid, room: Uuid) -> Result<(), ChatError> {
+        self.require_member(user, room).await.map(|_| ())
+    }
+
     pub(crate) fn room_lock(&self, room: Uuid) -> &tokio::sync::Mutex<()> {
         &self.room_locks[(room.as_u128() % self.room_locks.len() as u128) as usize]
     }
 
     /// The caller's membership, or `NotAMember` (also for unknown rooms).
-    pub async fn require_member(&self, user: Uuid, room: Uuid) -> Result<MemberRecord, ChatError> {
+    pub(crate) async fn require_member(
+        &self,
+        user: Uuid,
+        room: Uuid,
+    ) -> Result<MemberRecord, ChatError> {
         self.store
             .member(room, user)
             .await?

@@ -13,7 +13,7 @@ pub(super) async fn handle(
 ) {
     let sessions = socket.state.sessions.clone();
     if let Some(room) = room
-        && let Err(e) = socket.state.chat.require_member(socket.user, room).await
+        && let Err(e) = socket.state.chat.check_member(socket.user, room).await
     {
         return socket.api_error(reference, e);
     }
