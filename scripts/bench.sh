@@ -8,6 +8,8 @@
 # IYAGI_BENCH_REDIS_URL) instead of the embedded defaults. To compare two
 # builds in one sitting: IYAGI_BIN=path/to/iyagi (with IYAGI_BENCH_CONFIG
 # for its configuration file), SKIP_RELAY=1 to leave the relay out.
+# PUSH=1 (and the push scenario) also starts a fake FCM on :9300 and
+# configures the server to push to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/iyagi-target}"
@@ -27,17 +29,26 @@ if [ "${BACKEND:-embedded}" = postgres ]; then
   export IYAGI_DATABASE__MAX_CONNECTIONS=20
   export IYAGI_SESSION__STORE=redis IYAGI_SESSION__REDIS_PREFIX="iyagi_bench_$$"
 fi
+fake=""
+if [ -n "${PUSH:-}" ] || [ "$scenario" = push ]; then
+  # A fake FCM (answers at once) for the server to push to.
+  "$bin/iyagi-bench" fake-fcm --listen 127.0.0.1:9300 --key-file /tmp/iyagi-bench/fcm.json & fake=$!
+  wait_port 9300
+  for _ in $(seq 1 100); do [ -f /tmp/iyagi-bench/fcm.json ] && break; sleep 0.1; done
+  export IYAGI_PUSH__FCM__SERVICE_ACCOUNT_FILE=/tmp/iyagi-bench/fcm.json IYAGI_PUSH__FCM__BASE_URL=http://127.0.0.1:9300
+fi
 "${IYAGI_BIN:-$bin/iyagi}" serve --config "${IYAGI_BENCH_CONFIG:-crates/bench/iyagi-bench.toml}" "${extra[@]}" & server=$!
 wait_port 8080
 "$bin/iyagi-bench" --target 127.0.0.1:8080 --server-pid "$server" "$scenario" "$@" | tee /tmp/iyagi-bench/iyagi.out
 kill "$server"; wait "$server" 2>/dev/null || true
+[ -n "$fake" ] && { kill "$fake"; wait "$fake" 2>/dev/null || true; }
 if [ "${BACKEND:-embedded}" = postgres ]; then
   psql "${IYAGI_BENCH_POSTGRES_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}" -qc "DROP DATABASE $db" >/dev/null
   redis-cli --scan --pattern "iyagi_bench_$$:*" | xargs -r redis-cli del >/dev/null
 fi
 
 tail -n1 /tmp/iyagi-bench/iyagi.out >> "$out"
-[ -n "${SKIP_RELAY:-}" ] && exit 0
+[ -n "${SKIP_RELAY:-}" ] || [ "$scenario" = push ] && exit 0
 
 "$bin/iyagi-bench" relay --listen 127.0.0.1:9090 & relay=$!
 wait_port 9090

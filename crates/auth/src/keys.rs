@@ -67,7 +67,15 @@ impl SigningKeys {
         store: &dyn KeyStore,
         now_ms: i64,
     ) -> Result<SigningKeys, AuthError> {
-        let mut records = store.signing_keys().await?;
+        // The table also keeps other services' keys (the VAPID key): only
+        // token signing keys are ours.
+        let ours = |records: Vec<SigningKeyRecord>| -> Vec<SigningKeyRecord> {
+            records
+                .into_iter()
+                .filter(|r| r.algorithm == ALGORITHM)
+                .collect()
+        };
+        let mut records = ours(store.signing_keys().await?);
         if records.is_empty() {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
             let der = key
@@ -82,7 +90,7 @@ impl SigningKeys {
             if store.insert_signing_key(&record).await? {
                 tracing::info!(kid = GENERATED_KID, "generated a new token signing key");
             }
-            records = store.signing_keys().await?;
+            records = ours(store.signing_keys().await?);
         }
         let mut keys = Vec::new();
         // Stored oldest first; the newest signs.

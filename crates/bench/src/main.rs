@@ -55,6 +55,30 @@ enum Command {
         rate: Option<f64>,
         #[arg(long, default_value_t = 0)]
         pad: usize,
+        /// Receivers register for push (configure the server with a fake FCM).
+        #[arg(long)]
+        push: bool,
+    },
+    /// One group of M offline members with FCM registrations; one sender at
+    /// a fixed rate; notifications per second, CPU per notification, commit
+    /// to provider latency (the server configured with `fake-fcm`).
+    Push {
+        #[arg(long, default_value_t = 1000)]
+        members: usize,
+        #[arg(long, default_value_t = 2.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        #[arg(long, default_value = "127.0.0.1:9300")]
+        fake_fcm: String,
+    },
+    /// Run a fake FCM (OAuth token endpoint, `messages:send`, `/stats`).
+    FakeFcm {
+        #[arg(long, default_value = "127.0.0.1:9300")]
+        listen: SocketAddr,
+        /// Where to write the service-account file to configure iyagi with.
+        #[arg(long)]
+        key_file: std::path::PathBuf,
     },
     /// One group room of M members; deliveries per second, CPU per delivery.
     Fanout {
@@ -100,6 +124,27 @@ async fn main() -> anyhow::Result<()> {
     };
     let report = match cli.command {
         Command::Relay { listen } => return iyagi_bench::relay::serve(listen).await,
+        Command::FakeFcm { listen, key_file } => {
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let fake = iyagi_testkit::push_fakes::FakeFcm::serve(listener, Some(key_file)).await;
+            eprintln!("fake FCM at {}", fake.base_url);
+            fake.wait().await;
+            return Ok(());
+        }
+        Command::Push {
+            members,
+            rate,
+            secs,
+            fake_fcm,
+        } => {
+            let opts = scenarios::push::Options {
+                members,
+                rate,
+                duration: Duration::from_secs(secs),
+                fake_fcm,
+            };
+            scenarios::push::run(&ctx, opts).await?
+        }
         Command::Idle {
             connections,
             users,
@@ -120,6 +165,7 @@ async fn main() -> anyhow::Result<()> {
             messages,
             rate,
             pad,
+            push,
         } => {
             scenarios::pairs::run(
                 &ctx,
@@ -129,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
                     messages,
                     rate,
                     pad,
+                    push,
                 },
             )
             .await?

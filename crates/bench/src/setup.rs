@@ -77,22 +77,8 @@ impl Setup {
         if self.target.relay {
             return None;
         }
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.target.http))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        let value = |name: &str| -> Option<f64> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
-                .trim()
-                .parse()
-                .ok()
-        };
+        let text = self.metrics_text().await?;
+        let value = |name: &str| figure(&text, name);
         Some(WriterTotals {
             commits: value("iyagi_store_append_commits")?,
             appends: value("iyagi_store_appends")?,
@@ -158,6 +144,62 @@ impl Setup {
         })
     }
 
+    /// iyagi's `/metrics` as text.
+    async fn metrics_text(&self) -> Option<String> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.target.http))
+            .send()
+            .await
+            .ok()?;
+        response.text().await.ok()
+    }
+
+    /// One unlabelled figure from iyagi's `/metrics`.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        figure(&self.metrics_text().await?, name)
+    }
+
+    /// Registers the user's device for FCM with `token`.
+    pub async fn register_fcm(&self, user: &BenchUser, token: &str) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .put(format!("{}/v1/push/registrations/fcm", self.target.http))
+            .bearer_auth(&user.token)
+            .json(&json!({ "token": token }))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!(
+                "push registration: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// The fake FCM's accepted pushes: `(room_id, seq, arrived unix ms)`.
+    pub async fn fake_fcm_accepted(&self, fake: &str) -> anyhow::Result<Vec<(String, i64, u64)>> {
+        let stats: Value = self
+            .http
+            .get(format!("http://{fake}/stats"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let accepted = stats["accepted"].as_array().context("stats")?;
+        Ok(accepted
+            .iter()
+            .filter_map(|a| {
+                Some((
+                    a[0].as_str()?.to_owned(),
+                    a[1].as_str()?.parse().ok()?,
+                    a[2].as_u64()?,
+                ))
+            })
+            .collect())
+    }
+
     pub async fn direct_room(&self, a: &BenchUser, b: &BenchUser) -> anyhow::Result<String> {
         if self.target.relay {
             return Ok(uuid::Uuid::new_v4().to_string());
@@ -197,4 +239,13 @@ impl Setup {
             .with_context(|| format!("group room: {room}"))?
             .to_owned())
     }
+}
+
+/// An unlabelled sample's value in Prometheus text.
+fn figure(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))?
+        .trim()
+        .parse()
+        .ok()
 }

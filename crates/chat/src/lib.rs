@@ -14,6 +14,7 @@ mod membership;
 mod messages;
 mod presence;
 pub mod push;
+mod push_queue;
 mod rooms;
 mod service;
 mod unread;
@@ -22,5 +23,8 @@ mod views;
 
 pub use catchup::{CatchUp, REPLAY_PAGE, ReplayPlan};
 pub use error::ChatError;
-pub use push::{LogNotifier, PushNotification, PushNotifier, RecordingNotifier, to_notify};
+pub use push::{
+    LogNotifier, PushMessage, PushNotification, PushNotifier, RecordingNotifier, to_notify,
+};
 pub use service::{ChatLimits, ChatService, Membership, PendingSend, ReadOutcome, Sent};
+pub use validate::page_limit;

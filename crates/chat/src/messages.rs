@@ -5,13 +5,11 @@
 use iyagi_bus::Delivery;
 use iyagi_protocol::chat::{MessageKind, MessagePage};
 use iyagi_protocol::ws::ServerFrame;
-use iyagi_session::SessionStore;
-use iyagi_store::{Appended, MessageRecord, NewMessage, OnCommit, ReadEffect};
+use iyagi_store::{Appended, NewMessage, OnCommit, ReadEffect};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::gate::encode;
-use crate::push::{PushNotification, PushNotifier, to_notify};
 use crate::service::{ChatService, PendingSend, ReadOutcome, Sent, now_ms};
 use crate::unread::unread;
 use crate::{ChatError, validate, views};
@@ -75,19 +73,13 @@ impl ChatService {
             read_effect: ReadEffect::UpToSelf,
         };
         let publish = self.publish_on_commit(members.clone());
-        let sessions = self.sessions.clone();
-        let push = self.push.clone();
-        let runtime = self.runtime.clone();
+        let push_queue = self.push_queue.clone();
         let hook: OnCommit = Box::new(move |appended: &Appended| {
             publish(appended);
             if !appended.duplicate {
                 // Its own task: the push decision neither delays the ack nor
                 // depends on the sender staying connected.
-                let message = appended.message.clone();
-                runtime.spawn(async move {
-                    notify_absent_members(sessions.as_ref(), push.as_ref(), &members, &message)
-                        .await;
-                });
+                push_queue.submit(members, appended.message.clone());
             }
         });
         let stored = self.store.queue_append(message, Some(hook)).await?;
@@ -239,33 +231,5 @@ impl ChatService {
             messages: messages.drain(..).map(|m| views::message(&m)).collect(),
             has_more,
         })
-    }
-}
-
-/// The push decision for one stored message (see [`crate::push`]).
-async fn notify_absent_members(
-    sessions: &dyn SessionStore,
-    push: &dyn PushNotifier,
-    members: &[Uuid],
-    message: &MessageRecord,
-) {
-    let in_room = match sessions.in_room_many(members, message.room_id).await {
-        Ok(flags) => flags,
-        Err(e) => {
-            // Better a push too many than a message nobody hears about.
-            tracing::warn!(error = %e, "session store unavailable; notifying every other member");
-            vec![false; members.len()]
-        }
-    };
-    for user_id in to_notify(members, &in_room, message.author_id) {
-        push.notify(PushNotification {
-            user_id,
-            room_id: message.room_id,
-            message_id: message.id,
-            seq: message.seq,
-            author_id: message.author_id,
-            kind: message.kind.clone(),
-        })
-        .await;
     }
 }

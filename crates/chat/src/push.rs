@@ -20,9 +20,38 @@ pub struct PushNotification {
     pub kind: String,
 }
 
+/// A stored message some members are due a push for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushMessage {
+    pub room_id: Uuid,
+    pub message_id: Uuid,
+    pub seq: i64,
+    pub author_id: Uuid,
+    pub kind: String,
+    /// The message's content (JSON text), for the push's text.
+    pub content: String,
+}
+
+/// Where the push decision goes. `notify_many` gets every recipient of one
+/// message at once (a real notifier stores them in one transaction); by
+/// default it calls `notify` for each.
 #[async_trait]
 pub trait PushNotifier: Send + Sync {
     async fn notify(&self, notification: PushNotification);
+
+    async fn notify_many(&self, message: &PushMessage, users: &[Uuid]) {
+        for user_id in users {
+            self.notify(PushNotification {
+                user_id: *user_id,
+                room_id: message.room_id,
+                message_id: message.message_id,
+                seq: message.seq,
+                author_id: message.author_id,
+                kind: message.kind.clone(),
+            })
+            .await;
+        }
+    }
 }
 
 /// Logs each decision; the default until push providers exist.

@@ -85,14 +85,12 @@ pub struct ChatService {
     pub(crate) store: Arc<dyn Storage>,
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) bus: Arc<dyn Bus>,
-    pub(crate) push: Arc<dyn PushNotifier>,
     pub(crate) limits: ChatLimits,
-    /// For the tasks commit hooks start (a store may run hooks outside the
-    /// runtime's context).
-    pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) room_locks: Vec<tokio::sync::Mutex<()>>,
     /// Member ids per room (see [`MembersCache`] for what keeps it fresh).
     pub(crate) members_cache: Arc<MembersCache>,
+    /// Push decisions, in seq order per room.
+    pub(crate) push_queue: Arc<crate::push_queue::PushQueue>,
 }
 
 pub(crate) use iyagi_protocol::now_ms;
@@ -109,13 +107,20 @@ impl ChatService {
             .map(|_| tokio::sync::Mutex::new(()))
             .collect();
         let members_cache = MembersCache::new(bus.as_ref(), limits.members_cache_ttl);
+        // The push decisions' tasks (a store may run commit hooks outside
+        // the runtime's context, so they are started here).
+        let runtime = tokio::runtime::Handle::current();
+        let push_queue = Arc::new(crate::push_queue::PushQueue::start(
+            &runtime,
+            sessions.clone(),
+            push.clone(),
+        ));
         ChatService {
             store,
             sessions,
             bus,
-            push,
             limits,
-            runtime: tokio::runtime::Handle::current(),
+            push_queue,
             room_locks,
             members_cache,
         }

@@ -17,8 +17,8 @@ pub struct Overrides {
 
 /// The configuration sections. Only `IYAGI_<SECTION>__...` variables are
 /// configuration; others with the prefix (IYAGI_CONFIG, IYAGI_TEST_*) are not.
-const SECTIONS: [&str; 8] = [
-    "server", "database", "auth", "ws", "session", "bus", "metrics", "log",
+const SECTIONS: [&str; 9] = [
+    "server", "database", "auth", "ws", "session", "bus", "metrics", "log", "push",
 ];
 
 pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {

@@ -60,6 +60,14 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The request (its body) did not arrive in time.
     RequestTimeout,
+    /// A push registration for a provider that does not exist.
+    UnknownPushProvider,
+    /// A push token that cannot be one (wrong characters or length).
+    InvalidPushToken,
+    /// A Web Push endpoint that is not `https://`.
+    InsecurePushEndpoint,
+    /// Web Push keys of the wrong length or encoding.
+    InvalidPushKeys,
 }
 
 impl ErrorCode {
@@ -81,6 +89,10 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => 413,
             ErrorCode::TooManyConnections => 429,
             ErrorCode::RequestTimeout => 408,
+            ErrorCode::UnknownPushProvider => 404,
+            ErrorCode::InvalidPushToken
+            | ErrorCode::InsecurePushEndpoint
+            | ErrorCode::InvalidPushKeys => 422,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::Unavailable => 503,
@@ -112,11 +124,15 @@ impl ErrorCode {
             ErrorCode::FrameTooLarge => "frame_too_large",
             ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::UnknownPushProvider => "unknown_push_provider",
+            ErrorCode::InvalidPushToken => "invalid_push_token",
+            ErrorCode::InsecurePushEndpoint => "insecure_push_endpoint",
+            ErrorCode::InvalidPushKeys => "invalid_push_keys",
         }
     }
 
     /// Every code, for documentation and exhaustiveness tests.
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::MalformedJson,
         ErrorCode::InvalidRequest,
         ErrorCode::ValidationFailed,
@@ -138,6 +154,10 @@ impl ErrorCode {
         ErrorCode::FrameTooLarge,
         ErrorCode::TooManyConnections,
         ErrorCode::RequestTimeout,
+        ErrorCode::UnknownPushProvider,
+        ErrorCode::InvalidPushToken,
+        ErrorCode::InsecurePushEndpoint,
+        ErrorCode::InvalidPushKeys,
     ];
 }
 

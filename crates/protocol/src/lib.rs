@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod chat;
 pub mod error;
+pub mod notifications;
 pub mod ws;
 
 pub use error::{ErrorBody, ErrorCode};

@@ -171,6 +171,14 @@ pub enum ServerFrame {
         reference: Option<String>,
         rooms: Vec<RoomState>,
     },
+    /// A notification was added to your inbox.
+    Notification {
+        notification: crate::notifications::NotificationView,
+        /// Notifications newer than your read watermark.
+        unread_notifications: i64,
+        /// Unread messages over all your rooms (the app icon's badge).
+        badge: i64,
+    },
     Error {
         #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
         reference: Option<String>,

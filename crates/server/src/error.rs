@@ -122,6 +122,26 @@ impl From<ChatError> for ApiError {
     }
 }
 
+impl From<iyagi_push::PushError> for ApiError {
+    fn from(err: iyagi_push::PushError) -> ApiError {
+        use iyagi_push::PushError;
+        let message = err.to_string();
+        match err {
+            PushError::UnknownProvider(_) => ApiError::new(ErrorCode::UnknownPushProvider, message),
+            PushError::InvalidToken(_) => ApiError::new(ErrorCode::InvalidPushToken, message),
+            PushError::InsecureEndpoint => ApiError::new(ErrorCode::InsecurePushEndpoint, message),
+            PushError::InvalidKeys(_) => ApiError::new(ErrorCode::InvalidPushKeys, message),
+            PushError::NotAMember => ApiError::new(ErrorCode::NotAMember, message),
+            PushError::Validation(_) => ApiError::new(ErrorCode::ValidationFailed, message),
+            // The device was signed out while registering: its session is gone.
+            PushError::NoDevice => {
+                ApiError::new(ErrorCode::Unauthenticated, "this device session has ended")
+            }
+            PushError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())

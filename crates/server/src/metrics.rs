@@ -31,8 +31,30 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushAttemptLabels {
+    pub provider: String,
+    /// `delivered`, `recorded` (no provider configured), `retried`,
+    /// `failed` or `skipped`.
+    pub outcome: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Push attempts since start, by provider, outcome and reason.
+    pub push_attempts: Family<PushAttemptLabels, Gauge>,
+    /// Registrations deleted because their provider said the token is dead.
+    pub push_tokens_pruned: Family<ProviderLabels, Gauge>,
+    pub push_notifications_stored: Gauge,
+    /// Deliveries waiting in the outbox (all nodes).
+    pub push_outbox_depth: Gauge,
+    pub push_outbox_oldest_seconds: Gauge<f64, AtomicU64>,
     /// Open WebSocket connections on this node.
     pub ws_connections: Gauge,
     /// Client frames accepted (parsed) on this node.
@@ -125,8 +147,43 @@ impl Metrics {
             "Seconds the message writer spent applying and committing batches since start",
             store_append_busy_seconds.clone(),
         );
+        let push_attempts = Family::<PushAttemptLabels, Gauge>::default();
+        registry.register(
+            "push_attempts",
+            "Push sends tried by this node since start, by provider, outcome (delivered, recorded, retried, failed, skipped) and reason",
+            push_attempts.clone(),
+        );
+        let push_tokens_pruned = Family::<ProviderLabels, Gauge>::default();
+        registry.register(
+            "push_tokens_pruned",
+            "Push registrations deleted by this node since start because the provider said the token is dead",
+            push_tokens_pruned.clone(),
+        );
+        let push_notifications_stored = Gauge::default();
+        registry.register(
+            "push_notifications_stored",
+            "Notification records this node stored since start",
+            push_notifications_stored.clone(),
+        );
+        let push_outbox_depth = Gauge::default();
+        registry.register(
+            "push_outbox_depth",
+            "Push deliveries pending in the outbox (every node's)",
+            push_outbox_depth.clone(),
+        );
+        let push_outbox_oldest_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "push_outbox_oldest_seconds",
+            "Age of the oldest pending push delivery (0 when none)",
+            push_outbox_oldest_seconds.clone(),
+        );
         Metrics {
             registry,
+            push_attempts,
+            push_tokens_pruned,
+            push_notifications_stored,
+            push_outbox_depth,
+            push_outbox_oldest_seconds,
             store_append_commits,
             store_appends,
             store_append_busy_seconds,

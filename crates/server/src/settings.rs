@@ -27,6 +27,7 @@ pub struct Settings {
     pub bus: BusSettings,
     pub metrics: MetricsSettings,
     pub log: LogSettings,
+    pub push: iyagi_push::PushSettings,
 }
 
 /// `[metrics]`: who may read `/metrics`.
@@ -418,6 +419,7 @@ impl Settings {
             ));
         }
         self.metrics.own_listener()?;
+        self.push.validate()?;
         if self.auth.issuer.is_empty() {
             return Err("auth.issuer must not be empty".to_owned());
         }

@@ -10,9 +10,10 @@ use axum::http::{HeaderName, Request};
 use axum::{Router, middleware};
 use iyagi_auth::{AuthError, AuthService};
 use iyagi_bus::{Bus, Hub, LocalBus, NatsBus, NatsBusError, NodeBudget};
-use iyagi_chat::{ChatLimits, ChatService, LogNotifier, PushNotifier};
+use iyagi_chat::{ChatLimits, ChatService, PushNotifier};
 use iyagi_protocol::ErrorCode;
 use iyagi_protocol::ws::close;
+use iyagi_push::{OutboxWorker, Provider, PushService, PushStats};
 use iyagi_session::{MemorySessionStore, RedisSessionStore, SessionError, SessionStore};
 use iyagi_store::{StoreError, StoreOptions};
 use thiserror::Error;
@@ -43,6 +44,8 @@ pub enum StartupError {
     Session(#[from] SessionError),
     #[error("cannot start the fan-out bus: {0}")]
     Bus(#[from] NatsBusError),
+    #[error("cannot set up push: {0}")]
+    Push(#[from] iyagi_push::providers::ProviderSetupError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -58,24 +61,21 @@ pub struct Application {
     metrics: Option<(TcpListener, Router)>,
     state: AppState,
     stop: tokio::sync::watch::Sender<bool>,
+    /// Drains the push outbox (unless `push.worker = false`).
+    worker: Option<OutboxWorker>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the embedding program (the binary, a test) plugs in.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct BuildOptions {
-    pub push: Arc<dyn PushNotifier>,
+    /// Where the chat rules' push decisions go; `None`: the push service
+    /// (notification records, the outbox, the providers).
+    pub push: Option<Arc<dyn PushNotifier>>,
+    /// Providers to use instead of the configured ones, by kind.
+    pub providers: Vec<Arc<dyn Provider>>,
     pub hooks: TestHooks,
-}
-
-impl Default for BuildOptions {
-    fn default() -> Self {
-        BuildOptions {
-            push: Arc::new(LogNotifier),
-            hooks: TestHooks::default(),
-        }
-    }
 }
 
 impl Application {
@@ -88,7 +88,11 @@ impl Application {
         settings: Settings,
         options: BuildOptions,
     ) -> Result<Application, StartupError> {
-        let BuildOptions { push, hooks } = options;
+        let BuildOptions {
+            push,
+            providers: extra_providers,
+            hooks,
+        } = options;
         settings.validate().map_err(StartupError::Settings)?;
         let store_options = StoreOptions {
             max_connections: settings.database.max_connections,
@@ -122,11 +126,38 @@ impl Application {
                 .await?,
             ),
         };
+        let push_stats = Arc::new(PushStats::default());
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let push_service = Arc::new(PushService::new(
+            store.clone(),
+            sessions.clone(),
+            bus.clone(),
+            push_stats.clone(),
+            wake.clone(),
+        ));
+        let (mut providers, vapid) = iyagi_push::providers::configure(
+            &settings.push,
+            store.as_ref(),
+            iyagi_protocol::now_ms(),
+        )
+        .await?;
+        providers.retain(|p| !extra_providers.iter().any(|e| e.kind() == p.kind()));
+        providers.extend(extra_providers);
+        let worker = settings.push.worker.then(|| {
+            OutboxWorker::new(
+                store.clone(),
+                providers,
+                push_stats,
+                wake,
+                settings.push.worker_settings(),
+            )
+        });
+        let notifier: Arc<dyn PushNotifier> = push.unwrap_or_else(|| push_service.clone());
         let chat = Arc::new(ChatService::new(
             store.clone(),
             sessions.clone(),
             bus.clone(),
-            push,
+            notifier,
             ChatLimits {
                 max_replay: settings.ws.max_replay,
                 presence_max_group_members: settings.ws.presence_max_group_members,
@@ -140,6 +171,8 @@ impl Application {
             auth,
             metrics: Arc::new(Metrics::new()),
             chat,
+            push: push_service,
+            vapid_public_key: vapid.public_key().into(),
             hub,
             bus,
             sessions,
@@ -186,6 +219,7 @@ impl Application {
             metrics,
             state,
             stop,
+            worker,
         })
     }
 
@@ -220,12 +254,14 @@ impl Application {
             metrics,
             state,
             stop,
+            worker,
         } = self;
         let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
 
         let pruner = tokio::spawn(prune_limiters(state.clone()));
         let revoker = tokio::spawn(revocations::close_revoked_connections(state.clone()));
         let sweeper = tokio::spawn(revocations::recheck_open_sessions(state.clone()));
+        let outbox = worker.map(|w| tokio::spawn(w.run(state.shutdown.clone())));
         let server_settings = &state.settings.server;
         let limits = ListenLimits {
             header_read_timeout: server_settings.header_read_timeout(),
@@ -258,6 +294,11 @@ impl Application {
         pruner.abort();
         revoker.abort();
         sweeper.abort();
+        if let Some(outbox) = outbox {
+            // It finishes the sends in flight (each bounded by the request
+            // timeout); what it had not claimed stays in the outbox.
+            let _ = tokio::time::timeout(grace, outbox).await;
+        }
         if let Some(metrics_server) = metrics_server {
             let _ = tokio::time::timeout(grace, metrics_server).await;
         }

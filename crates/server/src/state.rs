@@ -3,6 +3,7 @@ use std::sync::Arc;
 use iyagi_auth::AuthService;
 use iyagi_bus::{Bus, Hub};
 use iyagi_chat::ChatService;
+use iyagi_push::PushService;
 use iyagi_session::SessionStore;
 use iyagi_store::Storage;
 
@@ -19,6 +20,10 @@ pub struct AppState {
     pub auth: Arc<AuthService>,
     pub metrics: Arc<Metrics>,
     pub chat: Arc<ChatService>,
+    /// Notification records, push registrations and preferences.
+    pub push: Arc<PushService>,
+    /// The Web Push (VAPID) public key, base64url, for browsers.
+    pub vapid_public_key: Arc<str>,
     /// This node's WebSocket connections.
     pub hub: Arc<Hub>,
     /// Delivery to every node's connections, and whether events may have been lost.

@@ -119,6 +119,99 @@ pub trait RoomStore: Send + Sync {
         user_id: Uuid,
         max_group_members: u32,
     ) -> Result<Vec<Uuid>, StoreError>;
+    /// Mutes the member's pushes for the room until `until_ms` (`None`:
+    /// unmutes). False when the user is not a member.
+    async fn set_room_mute(
+        &self,
+        room_id: Uuid,
+        user_id: Uuid,
+        until_ms: Option<i64>,
+    ) -> Result<bool, StoreError>;
+    /// The user's unread count over all their rooms, from the counters.
+    async fn total_unread(&self, user_id: Uuid) -> Result<i64, StoreError>;
+}
+
+/// Push registrations and push preferences.
+#[async_trait]
+pub trait PushStore: Send + Sync {
+    /// Creates or replaces the device's registration for its provider.
+    /// `NotFound` when the device does not exist.
+    async fn put_registration(&self, registration: &Registration) -> Result<(), StoreError>;
+    /// Removes one registration; returns whether it existed.
+    async fn delete_registration(
+        &self,
+        user_id: Uuid,
+        device_id: &str,
+        provider: PushProvider,
+    ) -> Result<bool, StoreError>;
+    /// Removes a registration the provider called dead, unless it was
+    /// replaced by a new token meanwhile.
+    async fn prune_registration(
+        &self,
+        user_id: Uuid,
+        device_id: &str,
+        provider: PushProvider,
+        token: &str,
+    ) -> Result<bool, StoreError>;
+    async fn registrations(&self, user_id: Uuid) -> Result<Vec<Registration>, StoreError>;
+    /// The registrations of all of `user_ids` (any order).
+    async fn registrations_for(&self, user_ids: &[Uuid]) -> Result<Vec<Registration>, StoreError>;
+    /// Whether push texts may show content (`true` unless the user said no).
+    async fn push_previews(&self, user_id: Uuid) -> Result<bool, StoreError>;
+    async fn set_push_previews(
+        &self,
+        user_id: Uuid,
+        previews: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+}
+
+/// The notification store (append-only), its read watermarks, and the
+/// push outbox.
+#[async_trait]
+pub trait NotificationStore: Send + Sync {
+    /// Stores notifications and their deliveries in one transaction.
+    async fn append_notifications(
+        &self,
+        notifications: &[NotificationRecord],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError>;
+    /// The user's notifications, newest first, strictly older than `before`.
+    async fn notifications(
+        &self,
+        user_id: Uuid,
+        before: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<NotificationRecord>, StoreError>;
+    /// The newest notification the user has read, if any.
+    async fn notification_watermark(&self, user_id: Uuid) -> Result<Option<Uuid>, StoreError>;
+    /// How many notifications are newer than the watermark.
+    async fn unread_notifications(&self, user_id: Uuid) -> Result<i64, StoreError>;
+    /// Moves the watermark forward to `up_to` (never back).
+    async fn mark_notifications_read(
+        &self,
+        user_id: Uuid,
+        up_to: Uuid,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
+    /// Deletes notifications created before `cutoff_ms` (their pending
+    /// deliveries with them); returns how many.
+    async fn delete_notifications_before(&self, cutoff_ms: i64) -> Result<u64, StoreError>;
+    /// Claims up to `limit` due deliveries for `lease_ms`: no other worker
+    /// (on any node) gets them until the lease ends. Counts the attempt.
+    async fn claim_deliveries(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError>;
+    /// Done with a delivery (sent, or given up on).
+    async fn finish_delivery(&self, id: Uuid) -> Result<(), StoreError>;
+    /// [`finish_delivery`](Self::finish_delivery) for many, in one statement.
+    async fn finish_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError>;
+    /// Tries the delivery again at `next_attempt_at_ms`.
+    async fn retry_delivery(&self, id: Uuid, next_attempt_at_ms: i64) -> Result<(), StoreError>;
+    async fn outbox_stats(&self) -> Result<OutboxStats, StoreError>;
 }
 
 /// Messages, sequenced per room.
@@ -206,7 +299,9 @@ impl PendingAppend {
 
 /// Everything iyagi stores.
 #[async_trait]
-pub trait Storage: UserStore + DeviceStore + KeyStore + RoomStore + MessageStore {
+pub trait Storage:
+    UserStore + DeviceStore + KeyStore + RoomStore + MessageStore + PushStore + NotificationStore
+{
     /// Which backend this is (`sqlite` or `postgres`), for logs and metrics.
     fn backend(&self) -> &'static str;
     /// A cheap round trip, for readiness checks.

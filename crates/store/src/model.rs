@@ -76,6 +76,11 @@ text_enum! {
     MemberRole { Owner => "owner", Member => "member" }
 }
 
+text_enum! {
+    /// Where a device receives pushes.
+    PushProvider { Fcm => "fcm", Apns => "apns", WebPush => "webpush" }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserRecord {
     pub id: Uuid,
@@ -215,6 +220,8 @@ pub struct MemberRecord {
     pub created_at_ms: i64,
     pub read_seq: i64,
     pub read_count: i64,
+    /// No pushes for this room until then (ms); `None`: not muted.
+    pub muted_until_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -336,4 +343,74 @@ pub struct Appended {
     pub message: MessageRecord,
     /// True when this was a retry of an already stored message.
     pub duplicate: bool,
+}
+
+/// A device's push registration (one per device and provider).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Registration {
+    pub user_id: Uuid,
+    pub device_id: String,
+    pub provider: PushProvider,
+    /// FCM registration token, APNs device token, or the Web Push endpoint.
+    pub token: String,
+    /// APNs: the app's bundle id.
+    pub topic: Option<String>,
+    /// Web Push: the subscription's P-256 public key and auth secret.
+    pub p256dh: Option<Vec<u8>>,
+    pub auth: Option<Vec<u8>>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A stored notification: append-only, never updated.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct NotificationRecord {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub kind: String,
+    pub room_id: Option<Uuid>,
+    pub message_id: Option<Uuid>,
+    pub author_id: Option<Uuid>,
+    pub seq: Option<i64>,
+    /// JSON text.
+    pub payload: String,
+    pub created_at_ms: i64,
+}
+
+/// One push still to be delivered: a notification to one registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub id: Uuid,
+    pub notification_id: Uuid,
+    pub user_id: Uuid,
+    pub device_id: String,
+    pub provider: PushProvider,
+    pub next_attempt_at_ms: i64,
+}
+
+/// A delivery claimed by a worker, with what it needs to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    pub id: Uuid,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    pub notification: NotificationRecord,
+    /// `None` when the registration is gone (the delivery is moot).
+    pub registration: Option<Registration>,
+    /// What the push needs to know of its user, read with the claim (so
+    /// the worker asks nothing more per push): how far they have read the
+    /// notification's room (`None`: not a member, or no room),
+    pub read_seq: Option<i64>,
+    /// whether their pushes show content,
+    pub push_previews: bool,
+    /// and their unread messages over all rooms (the badge).
+    pub badge: i64,
+}
+
+/// The outbox at a glance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutboxStats {
+    pub pending: i64,
+    /// When the oldest pending delivery was created (ms); `None` if none.
+    pub oldest_created_at_ms: Option<i64>,
 }

@@ -7,6 +7,7 @@
 //! where a missing service is a failure.
 
 mod process;
+pub mod push_fakes;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod idle;
 pub mod login_flood;
 pub mod pairs;
+pub mod push;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

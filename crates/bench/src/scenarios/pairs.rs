@@ -23,6 +23,9 @@ pub struct Options {
     pub rate: Option<f64>,
     /// Extra text bytes per message.
     pub pad: usize,
+    /// Receivers register for FCM: every message is also a push (they
+    /// are connected but not viewing the room).
+    pub push: bool,
 }
 
 pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
@@ -31,6 +34,14 @@ pub async fn run(ctx: &Context, opts: Options) -> anyhow::Result<Report> {
     let mut rooms = Vec::with_capacity(opts.pairs);
     for p in 0..opts.pairs {
         rooms.push(setup.direct_room(&users[2 * p], &users[2 * p + 1]).await?);
+    }
+    if opts.push {
+        for p in 0..opts.pairs {
+            let receiver = &users[2 * p + 1];
+            setup
+                .register_fcm(receiver, &format!("bench-token-{}", receiver.id))
+                .await?;
+        }
     }
     let pad = "x".repeat(opts.pad);
     let epoch = Instant::now();

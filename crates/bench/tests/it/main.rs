@@ -14,6 +14,16 @@ async fn iyagi() -> (
     iyagi_testkit::TestDb,
     tokio::sync::oneshot::Sender<()>,
 ) {
+    iyagi_with(|_| {}).await
+}
+
+async fn iyagi_with(
+    configure: impl FnOnce(&mut iyagi_server::Settings),
+) -> (
+    Target,
+    iyagi_testkit::TestDb,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let db = iyagi_testkit::TestDb::sqlite();
     let mut settings = iyagi_server::Settings::default();
     settings.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -23,6 +33,7 @@ async fn iyagi() -> (
     settings.auth.rate_limit.register_per_address_per_minute = 100_000;
     settings.auth.rate_limit.login_per_address_per_minute = 100_000;
     settings.ws.frames_per_second = 100_000;
+    configure(&mut settings);
     let app = iyagi_server::Application::build(settings).await.unwrap();
     let addr = app.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel();
@@ -87,6 +98,7 @@ async fn every_scenario_runs_against_iyagi_and_the_relay() {
                 messages: 30,
                 rate: None,
                 pad: 16,
+                push: false,
             },
         )
         .await
@@ -111,6 +123,7 @@ async fn every_scenario_runs_against_iyagi_and_the_relay() {
                 messages: 10,
                 rate: Some(200.0),
                 pad: 0,
+                push: false,
             },
         )
         .await
@@ -149,6 +162,60 @@ async fn every_scenario_runs_against_iyagi_and_the_relay() {
             assert_eq!(catchup.get_u64("replayed"), Some(50));
         }
     }
+    let _ = stop.send(());
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_push_scenarios_run_against_a_fake_fcm() {
+    let fcm = iyagi_testkit::push_fakes::FakeFcm::start().await;
+    let (target, db, stop) = iyagi_with(|settings| {
+        settings.push.fcm = Some(iyagi_push::FcmSettings {
+            service_account_file: fcm.service_account_file(),
+            base_url: fcm.base_url.clone(),
+            token_uri: String::new(),
+        });
+        settings.push.poll_ms = 50;
+    })
+    .await;
+    let ctx = context(target);
+    let push = scenarios::push::run(
+        &ctx,
+        scenarios::push::Options {
+            members: 5,
+            rate: 20.0,
+            duration: Duration::from_millis(500),
+            fake_fcm: fcm.base_url.trim_start_matches("http://").to_owned(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        push.get_u64("notifications_delivered"),
+        push.get_u64("notifications_expected"),
+        "{}",
+        push.human()
+    );
+    assert!(
+        push.get_f64("commit_to_provider_p99_us").is_some(),
+        "{}",
+        push.human()
+    );
+    let pairs = scenarios::pairs::run(
+        &ctx,
+        scenarios::pairs::Options {
+            pairs: 2,
+            window: 2,
+            messages: 10,
+            rate: None,
+            pad: 0,
+            push: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert_clean(&pairs);
+    assert!(fcm.rejected().is_empty(), "{:?}", fcm.rejected());
     let _ = stop.send(());
     db.cleanup().await;
 }

@@ -15,6 +15,42 @@ use iyagi_protocol::ErrorCode;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+/// The push figures: this node's counts, and the outbox as stored.
+async fn push_figures(state: &AppState, metrics: &crate::metrics::Metrics) {
+    use crate::metrics::{ProviderLabels, PushAttemptLabels};
+    let stats = state.push.stats();
+    for ((provider, outcome, reason), count) in stats.attempts() {
+        let labels = PushAttemptLabels {
+            provider,
+            outcome,
+            reason,
+        };
+        metrics
+            .push_attempts
+            .get_or_create(&labels)
+            .set(count as i64);
+    }
+    for (provider, count) in stats.pruned_tokens() {
+        metrics
+            .push_tokens_pruned
+            .get_or_create(&ProviderLabels { provider })
+            .set(count as i64);
+    }
+    metrics
+        .push_notifications_stored
+        .set(stats.notifications_stored() as i64);
+    match state.store.outbox_stats().await {
+        Ok(outbox) => {
+            metrics.push_outbox_depth.set(outbox.pending);
+            let age = outbox.oldest_created_at_ms.map_or(0.0, |t| {
+                ((iyagi_protocol::now_ms() - t).max(0) as f64) / 1000.0
+            });
+            metrics.push_outbox_oldest_seconds.set(age);
+        }
+        Err(e) => tracing::warn!(error = %e, "outbox figures unavailable"),
+    }
+}
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(metrics))
 }
@@ -50,7 +86,7 @@ pub async fn metrics(
         }
     }
     let as_gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let hub = state.hub;
+    let hub = &state.hub;
     let metrics = &state.metrics;
     metrics.ws_frames_out.set(as_gauge(hub.delivered_total()));
     metrics
@@ -63,6 +99,7 @@ pub async fn metrics(
     metrics.store_append_commits.set(as_gauge(appends.commits));
     metrics.store_appends.set(as_gauge(appends.appends));
     metrics.store_append_busy_seconds.set(appends.busy_seconds);
+    push_figures(&state, metrics).await;
     Ok((
         StatusCode::OK,
         [(

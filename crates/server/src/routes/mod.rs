@@ -3,7 +3,9 @@
 pub mod auth;
 pub mod devices;
 pub mod metrics;
+pub mod notifications;
 pub mod ops;
+pub mod push;
 pub mod rooms;
 
 use axum::Router;
@@ -16,5 +18,7 @@ pub fn router() -> Router<AppState> {
         .merge(auth::router())
         .merge(devices::router())
         .merge(rooms::router())
+        .merge(push::router())
+        .merge(notifications::router())
         .merge(crate::ws::router())
 }

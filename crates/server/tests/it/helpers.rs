@@ -58,7 +58,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(settings: Settings) -> TestApp {
-        TestApp::spawn_with_push(settings, std::sync::Arc::new(iyagi_chat::LogNotifier)).await
+        TestApp::spawn_with_options(settings, BuildOptions::default()).await
     }
 
     pub async fn spawn_with_push(
@@ -68,7 +68,7 @@ impl TestApp {
         TestApp::spawn_with_options(
             settings,
             BuildOptions {
-                push,
+                push: Some(push),
                 ..Default::default()
             },
         )

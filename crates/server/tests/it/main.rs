@@ -17,6 +17,7 @@ mod frame_refs;
 mod keys;
 mod oidc;
 mod ops;
+mod push;
 mod realtime;
 mod slow_clients;
 

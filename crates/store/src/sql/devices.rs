@@ -110,6 +110,7 @@ macro_rules! impl_devices {
                     .bind(rotation.now_ms)
                     .execute(&mut *tx)
                     .await?;
+                    forget_push_registrations(&mut tx, session.user_id, Some(&session.device_id)).await?;
                     tx.commit().await?;
                     let revoked = SessionRecord {
                         revoked_at_ms: Some(rotation.now_ms),
@@ -171,16 +172,22 @@ macro_rules! impl_devices {
             }
 
             async fn revoke_session(&self, id: Uuid, reason: &str, now_ms: i64) -> Result<bool, StoreError> {
-                let done = sqlx::query(
+                let mut tx = self.begin_write().await?;
+                let revoked: Option<(Uuid, String)> = sqlx::query_as(
                     "UPDATE device_sessions SET revoked_at_ms = $2, revoke_reason = $3 \
-                     WHERE id = $1 AND revoked_at_ms IS NULL",
+                     WHERE id = $1 AND revoked_at_ms IS NULL RETURNING user_id, device_id",
                 )
                 .bind(id)
                 .bind(now_ms)
                 .bind(reason)
-                .execute(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await?;
-                Ok(done.rows_affected() == 1)
+                // A signed-out device is no longer reached by pushes.
+                if let Some((user_id, device_id)) = &revoked {
+                    forget_push_registrations(&mut tx, *user_id, Some(device_id)).await?;
+                }
+                tx.commit().await?;
+                Ok(revoked.is_some())
             }
 
             async fn revoke_user_sessions(
@@ -189,6 +196,7 @@ macro_rules! impl_devices {
                 reason: &str,
                 now_ms: i64,
             ) -> Result<u64, StoreError> {
+                let mut tx = self.begin_write().await?;
                 let done = sqlx::query(
                     "UPDATE device_sessions SET revoked_at_ms = $2, revoke_reason = $3 \
                      WHERE user_id = $1 AND revoked_at_ms IS NULL",
@@ -196,8 +204,10 @@ macro_rules! impl_devices {
                 .bind(user_id)
                 .bind(now_ms)
                 .bind(reason)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
+                forget_push_registrations(&mut tx, user_id, None).await?;
+                tx.commit().await?;
                 Ok(done.rows_affected())
             }
 
@@ -240,6 +250,21 @@ macro_rules! impl_devices {
             }
         }
 
+
+        /// Deletes the push registrations of one device (or of every device
+        /// of the user), inside a revoking transaction.
+        async fn forget_push_registrations(
+            tx: &mut sqlx::Transaction<'static, $db>,
+            user_id: Uuid,
+            device_id: Option<&str>,
+        ) -> Result<(), StoreError> {
+            sqlx::query("DELETE FROM push_registrations WHERE user_id = $1 AND ($2 IS NULL OR device_id = $2)")
+                .bind(user_id)
+                .bind(device_id)
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
+        }
     };
 }
 

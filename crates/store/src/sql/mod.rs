@@ -33,7 +33,7 @@ macro_rules! room_columns {
 
 macro_rules! member_columns {
     () => {
-        "id, room_id, user_id, role, created_at_ms, read_seq, read_count"
+        "id, room_id, user_id, role, created_at_ms, read_seq, read_count, muted_until_ms"
     };
 }
 
@@ -47,7 +47,9 @@ macro_rules! message_columns {
 mod devices;
 mod keys;
 mod messages;
+mod notifications;
 mod open;
+mod push;
 mod rooms;
 mod users;
 

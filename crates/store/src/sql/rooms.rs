@@ -87,8 +87,8 @@ macro_rules! impl_rooms {
             }
 
             async fn named_members(&self, room_id: Uuid) -> Result<Vec<NamedMember>, StoreError> {
-                let rows: Vec<(Uuid, Uuid, Uuid, MemberRole, i64, i64, i64, String)> = sqlx::query_as(
-                    "SELECT m.id, m.room_id, m.user_id, m.role, m.created_at_ms, m.read_seq, m.read_count, u.username \
+                let rows: Vec<(Uuid, Uuid, Uuid, MemberRole, i64, i64, i64, Option<i64>, String)> = sqlx::query_as(
+                    "SELECT m.id, m.room_id, m.user_id, m.role, m.created_at_ms, m.read_seq, m.read_count, m.muted_until_ms, u.username \
                      FROM room_members m JOIN users u ON u.id = m.user_id \
                      WHERE m.room_id = $1 ORDER BY m.created_at_ms, m.user_id",
                 )
@@ -97,8 +97,8 @@ macro_rules! impl_rooms {
                 .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(id, room_id, user_id, role, created_at_ms, read_seq, read_count, username)| NamedMember {
-                        member: MemberRecord { id, room_id, user_id, role, created_at_ms, read_seq, read_count },
+                    .map(|(id, room_id, user_id, role, created_at_ms, read_seq, read_count, muted_until_ms, username)| NamedMember {
+                        member: MemberRecord { id, room_id, user_id, role, created_at_ms, read_seq, read_count, muted_until_ms },
                         username,
                     })
                     .collect())
@@ -207,6 +207,28 @@ macro_rules! impl_rooms {
                 .fetch_all(&self.pool)
                 .await?;
                 Ok(rows.into_iter().map(RoomListRow::into_entry).collect())
+            }
+
+            async fn set_room_mute(&self, room_id: Uuid, user_id: Uuid, until_ms: Option<i64>) -> Result<bool, StoreError> {
+                let done = sqlx::query("UPDATE room_members SET muted_until_ms = $3 WHERE room_id = $1 AND user_id = $2")
+                    .bind(room_id)
+                    .bind(user_id)
+                    .bind(until_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn total_unread(&self, user_id: Uuid) -> Result<i64, StoreError> {
+                // From the counters: one row per room of the user, never a scan of messages.
+                let (total,): (Option<i64>,) = sqlx::query_as(
+                    "SELECT CAST(SUM(CASE WHEN r.content_count > m.read_count THEN r.content_count - m.read_count ELSE 0 END) AS BIGINT) \
+                     FROM room_members m JOIN chat_rooms r ON r.id = m.room_id WHERE m.user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(total.unwrap_or(0))
             }
 
             async fn contacts(

@@ -1166,3 +1166,373 @@ pub async fn a_new_member_starts_with_nothing_unread(store: Arc<dyn Storage>) {
         .unwrap();
     assert_eq!(entry.room.content_count - entry.read_count, 0);
 }
+
+fn registration(user_id: Uuid, device: &str, provider: PushProvider, token: &str) -> Registration {
+    Registration {
+        user_id,
+        device_id: device.to_owned(),
+        provider,
+        token: token.to_owned(),
+        topic: (provider == PushProvider::Apns).then(|| "com.example.app".to_owned()),
+        p256dh: (provider == PushProvider::WebPush).then(|| vec![4; 65]),
+        auth: (provider == PushProvider::WebPush).then(|| vec![7; 16]),
+        created_at_ms: NOW,
+        updated_at_ms: NOW,
+    }
+}
+
+pub async fn push_registrations_live_and_die_with_their_device(store: Arc<dyn Storage>) {
+    let u = user(&store, "push_user").await;
+    let phone = store
+        .record_login(&login(u.id, "phone", b"p1"))
+        .await
+        .unwrap()
+        .session;
+    store
+        .record_login(&login(u.id, "web", b"w1"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .put_registration(&registration(u.id, "nope", PushProvider::Fcm, "t"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .put_registration(&registration(u.id, "phone", PushProvider::Fcm, "t1"))
+        .await
+        .unwrap();
+    store
+        .put_registration(&registration(u.id, "phone", PushProvider::Apns, "a1"))
+        .await
+        .unwrap();
+    store
+        .put_registration(&registration(
+            u.id,
+            "web",
+            PushProvider::WebPush,
+            "https://push/x",
+        ))
+        .await
+        .unwrap();
+    // One per (device, provider): a new token replaces the old one.
+    store
+        .put_registration(&registration(u.id, "phone", PushProvider::Fcm, "t2"))
+        .await
+        .unwrap();
+    let all = store.registrations(u.id).await.unwrap();
+    let tokens: Vec<&str> = all.iter().map(|r| r.token.as_str()).collect();
+    assert_eq!(tokens, vec!["a1", "t2", "https://push/x"]);
+    assert_eq!(all[2].p256dh.as_deref(), Some(&[4u8; 65][..]));
+    let stranger = user(&store, "push_stranger").await;
+    let mut many = store.registrations_for(&[u.id, stranger.id]).await.unwrap();
+    many.sort_by(|a, b| a.token.cmp(&b.token));
+    assert_eq!(many.len(), 3);
+    // A dead-token report for the replaced token prunes nothing.
+    assert!(
+        !store
+            .prune_registration(u.id, "phone", PushProvider::Fcm, "t1")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .prune_registration(u.id, "phone", PushProvider::Fcm, "t2")
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .delete_registration(u.id, "phone", PushProvider::Apns)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_registration(u.id, "phone", PushProvider::Apns)
+            .await
+            .unwrap()
+    );
+    // Signing a device out forgets its registrations; so does removing it.
+    store
+        .put_registration(&registration(u.id, "phone", PushProvider::Fcm, "t3"))
+        .await
+        .unwrap();
+    store.revoke_session(phone.id, "logout", NOW).await.unwrap();
+    let left: Vec<String> = store
+        .registrations(u.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.device_id)
+        .collect();
+    assert_eq!(left, vec!["web".to_owned()]);
+    store.remove_device(u.id, "web", NOW).await.unwrap();
+    assert!(store.registrations(u.id).await.unwrap().is_empty());
+    // Signing every device out forgets every registration.
+    store
+        .record_login(&login(u.id, "tablet", b"t9"))
+        .await
+        .unwrap();
+    store
+        .put_registration(&registration(u.id, "tablet", PushProvider::Fcm, "t9"))
+        .await
+        .unwrap();
+    store
+        .revoke_user_sessions(u.id, "logout_all", NOW)
+        .await
+        .unwrap();
+    assert!(store.registrations(u.id).await.unwrap().is_empty());
+    // Preferences: previews on unless turned off.
+    assert!(store.push_previews(u.id).await.unwrap());
+    store.set_push_previews(u.id, false, NOW).await.unwrap();
+    assert!(!store.push_previews(u.id).await.unwrap());
+}
+
+fn notification(user_id: Uuid, created_at_ms: i64) -> NotificationRecord {
+    NotificationRecord {
+        id: Uuid::now_v7(),
+        user_id,
+        kind: "message".to_owned(),
+        room_id: Some(Uuid::now_v7()),
+        message_id: Some(Uuid::now_v7()),
+        author_id: Some(Uuid::now_v7()),
+        seq: Some(2),
+        payload: r#"{"title":"t","body":"b"}"#.to_owned(),
+        created_at_ms,
+    }
+}
+
+pub async fn notifications_are_paged_counted_read_and_retired(store: Arc<dyn Storage>) {
+    let u = user(&store, "inbox_user").await;
+    let other = user(&store, "inbox_other").await;
+    let mut made = Vec::new();
+    for i in 0..5 {
+        made.push(notification(u.id, NOW + i));
+    }
+    store.append_notifications(&made, &[]).await.unwrap();
+    store
+        .append_notifications(&[notification(other.id, NOW)], &[])
+        .await
+        .unwrap();
+    let first = store.notifications(u.id, None, 3).await.unwrap();
+    let ids: Vec<Uuid> = first.iter().map(|n| n.id).collect();
+    assert_eq!(
+        ids,
+        vec![made[4].id, made[3].id, made[2].id],
+        "newest first"
+    );
+    let rest = store
+        .notifications(u.id, Some(made[2].id), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|n| n.id).collect::<Vec<_>>(),
+        vec![made[1].id, made[0].id]
+    );
+    assert_eq!(rest[0], made[1], "stored as given");
+    assert_eq!(store.unread_notifications(u.id).await.unwrap(), 5);
+    assert_eq!(store.notification_watermark(u.id).await.unwrap(), None);
+    store
+        .mark_notifications_read(u.id, made[2].id, NOW)
+        .await
+        .unwrap();
+    assert_eq!(store.unread_notifications(u.id).await.unwrap(), 2);
+    // The watermark only moves forward.
+    store
+        .mark_notifications_read(u.id, made[0].id, NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.notification_watermark(u.id).await.unwrap(),
+        Some(made[2].id)
+    );
+    assert_eq!(store.unread_notifications(other.id).await.unwrap(), 1);
+    // Retention: what is older than the cutoff goes.
+    assert_eq!(store.delete_notifications_before(NOW + 2).await.unwrap(), 3);
+    assert_eq!(store.notifications(u.id, None, 10).await.unwrap().len(), 3);
+}
+
+pub async fn the_outbox_hands_each_delivery_to_one_worker_at_a_time(store: Arc<dyn Storage>) {
+    let u = user(&store, "outbox_user").await;
+    store
+        .record_login(&login(u.id, "phone", b"o1"))
+        .await
+        .unwrap();
+    store
+        .put_registration(&registration(u.id, "phone", PushProvider::Fcm, "tok"))
+        .await
+        .unwrap();
+    let n = notification(u.id, NOW);
+    let delivery = |device: &str, at| NewDelivery {
+        id: Uuid::now_v7(),
+        notification_id: n.id,
+        user_id: u.id,
+        device_id: device.to_owned(),
+        provider: PushProvider::Fcm,
+        next_attempt_at_ms: at,
+    };
+    let due = delivery("phone", NOW);
+    let later = delivery("phone", NOW + 60_000);
+    let orphan = delivery("gone", NOW);
+    store
+        .append_notifications(
+            std::slice::from_ref(&n),
+            &[due.clone(), later.clone(), orphan.clone()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_stats().await.unwrap().pending, 3);
+    let claimed = store.claim_deliveries(NOW, 30_000, 10).await.unwrap();
+    let mut ids: Vec<Uuid> = claimed.iter().map(|c| c.id).collect();
+    ids.sort();
+    let mut expected = vec![due.id, orphan.id];
+    expected.sort();
+    assert_eq!(ids, expected, "only what is due");
+    let got_due = claimed.iter().find(|c| c.id == due.id).unwrap();
+    assert_eq!(got_due.attempts, 1);
+    assert_eq!(got_due.notification, n);
+    // What the push needs of its user comes with the claim.
+    assert_eq!(
+        (got_due.read_seq, got_due.push_previews, got_due.badge),
+        (None, true, 0),
+        "not a member of the room; previews on; nothing unread"
+    );
+    assert_eq!(
+        got_due.registration.as_ref().map(|r| r.token.as_str()),
+        Some("tok")
+    );
+    assert!(
+        claimed
+            .iter()
+            .find(|c| c.id == orphan.id)
+            .unwrap()
+            .registration
+            .is_none()
+    );
+    // Leased: nobody else gets them until the lease ends.
+    assert!(
+        store
+            .claim_deliveries(NOW + 1, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.finish_delivery(orphan.id).await.unwrap();
+    store.retry_delivery(due.id, NOW + 5).await.unwrap();
+    store.set_push_previews(u.id, false, NOW).await.unwrap();
+    assert!(
+        store
+            .claim_deliveries(NOW + 4, 30_000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = store.claim_deliveries(NOW + 5, 30_000, 10).await.unwrap();
+    assert_eq!(
+        (
+            again.len(),
+            again[0].id,
+            again[0].attempts,
+            again[0].push_previews
+        ),
+        (1, due.id, 2, false)
+    );
+    // A lease that ran out (a worker died) makes it due again.
+    let after_lease = store
+        .claim_deliveries(NOW + 5 + 30_000, 30_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(after_lease.len(), 1);
+    // Finished in a batch (an id already gone is no error).
+    store.finish_deliveries(&[due.id, orphan.id]).await.unwrap();
+    store.finish_deliveries(&[]).await.unwrap();
+    let stats = store.outbox_stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.oldest_created_at_ms),
+        (1, Some(NOW + 60_000))
+    );
+}
+
+pub async fn concurrent_claims_never_share_a_delivery(store: Arc<dyn Storage>) {
+    let u = user(&store, "claim_user").await;
+    let n = notification(u.id, NOW);
+    let deliveries: Vec<NewDelivery> = (0..60)
+        .map(|_| NewDelivery {
+            id: Uuid::now_v7(),
+            notification_id: n.id,
+            user_id: u.id,
+            device_id: "d".to_owned(),
+            provider: PushProvider::Fcm,
+            next_attempt_at_ms: NOW,
+        })
+        .collect();
+    store.append_notifications(&[n], &deliveries).await.unwrap();
+    let claims: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.claim_deliveries(NOW, 60_000, 7).await })
+        })
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for claim in claims {
+        for delivery in claim.await.unwrap().unwrap() {
+            assert!(seen.insert(delivery.id), "claimed twice: {}", delivery.id);
+            total += 1;
+        }
+    }
+    assert_eq!(total, 42, "6 workers × 7 each, none shared");
+}
+
+pub async fn mutes_and_the_total_unread_come_from_the_counters(store: Arc<dyn Storage>) {
+    let a = user(&store, "mute_a").await;
+    let b = user(&store, "mute_b").await;
+    let room = direct_room(&store, a.id, b.id).await;
+    for i in 0..3 {
+        let mut message = system_message(room.id, a.id, "text");
+        message.is_content = true;
+        message.client_msg_id = format!("c{i}");
+        message.device_id = "phone".to_owned();
+        message.read_effect = ReadEffect::UpToSelf;
+        store.append_message(&message).await.unwrap();
+    }
+    assert_eq!(store.total_unread(b.id).await.unwrap(), 3);
+    assert_eq!(store.total_unread(a.id).await.unwrap(), 0);
+    assert!(
+        store
+            .set_room_mute(room.id, b.id, Some(i64::MAX))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .member(room.id, b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .muted_until_ms,
+        Some(i64::MAX)
+    );
+    assert_eq!(
+        store.total_unread(b.id).await.unwrap(),
+        3,
+        "muted rooms still count"
+    );
+    assert!(store.set_room_mute(room.id, b.id, None).await.unwrap());
+    assert_eq!(
+        store
+            .member(room.id, b.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .muted_until_ms,
+        None
+    );
+    assert!(
+        !store
+            .set_room_mute(room.id, Uuid::now_v7(), None)
+            .await
+            .unwrap()
+    );
+}

@@ -50,6 +50,11 @@ storage_suite!(
     membership_changes_are_atomic_with_their_system_message,
     concurrent_adds_never_exceed_the_member_limit,
     a_new_member_starts_with_nothing_unread,
+    push_registrations_live_and_die_with_their_device,
+    notifications_are_paged_counted_read_and_retired,
+    the_outbox_hands_each_delivery_to_one_worker_at_a_time,
+    concurrent_claims_never_share_a_delivery,
+    mutes_and_the_total_unread_come_from_the_counters,
 );
 
 #[tokio::test]

@@ -1,0 +1,324 @@
+//! The notification store, its read watermarks, and the push outbox
+//! ([`NotificationStore`]).
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::*;
+
+/// Claiming due deliveries must not hand one to two workers. SQLite's
+/// write transaction excludes every other writer already; on PostgreSQL
+/// the candidate rows are locked, and rows another node has locked are
+/// skipped rather than waited for.
+macro_rules! lock_due_rows {
+    (sqlite) => {
+        ""
+    };
+    (postgres) => {
+        " FOR UPDATE SKIP LOCKED"
+    };
+}
+
+macro_rules! notification_columns {
+    ($prefix:literal) => {
+        concat!(
+            $prefix,
+            "id, ",
+            $prefix,
+            "user_id, ",
+            $prefix,
+            "kind, ",
+            $prefix,
+            "room_id, ",
+            $prefix,
+            "message_id, ",
+            $prefix,
+            "author_id, ",
+            $prefix,
+            "seq, ",
+            $prefix,
+            "payload, ",
+            $prefix,
+            "created_at_ms"
+        )
+    };
+}
+
+/// A claimed delivery with its notification and (maybe) its registration.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    d_id: Uuid,
+    d_attempts: i64,
+    id: Uuid,
+    user_id: Uuid,
+    kind: String,
+    room_id: Option<Uuid>,
+    message_id: Option<Uuid>,
+    author_id: Option<Uuid>,
+    seq: Option<i64>,
+    payload: String,
+    created_at_ms: i64,
+    r_user_id: Option<Uuid>,
+    r_device_id: Option<String>,
+    r_provider: Option<PushProvider>,
+    r_token: Option<String>,
+    r_topic: Option<String>,
+    r_p256dh: Option<Vec<u8>>,
+    r_auth: Option<Vec<u8>>,
+    r_created_at_ms: Option<i64>,
+    r_updated_at_ms: Option<i64>,
+    m_read_seq: Option<i64>,
+    p_previews: Option<bool>,
+    badge: Option<i64>,
+}
+
+impl ClaimedRow {
+    fn into_claimed(self) -> ClaimedDelivery {
+        let registration = match (
+            self.r_user_id,
+            self.r_device_id,
+            self.r_provider,
+            self.r_token,
+            self.r_created_at_ms,
+            self.r_updated_at_ms,
+        ) {
+            (
+                Some(user_id),
+                Some(device_id),
+                Some(provider),
+                Some(token),
+                Some(created),
+                Some(updated),
+            ) => Some(Registration {
+                user_id,
+                device_id,
+                provider,
+                token,
+                topic: self.r_topic,
+                p256dh: self.r_p256dh,
+                auth: self.r_auth,
+                created_at_ms: created,
+                updated_at_ms: updated,
+            }),
+            _ => None,
+        };
+        ClaimedDelivery {
+            id: self.d_id,
+            attempts: self.d_attempts,
+            read_seq: self.m_read_seq,
+            push_previews: self.p_previews.unwrap_or(true),
+            badge: self.badge.unwrap_or(0),
+            notification: NotificationRecord {
+                id: self.id,
+                user_id: self.user_id,
+                kind: self.kind,
+                room_id: self.room_id,
+                message_id: self.message_id,
+                author_id: self.author_id,
+                seq: self.seq,
+                payload: self.payload,
+                created_at_ms: self.created_at_ms,
+            },
+            registration,
+        }
+    }
+}
+
+macro_rules! impl_notifications {
+    ($store:ty, $db:ty, $backend:ident) => {
+        #[async_trait]
+        impl NotificationStore for $store {
+            async fn append_notifications(
+                &self,
+                notifications: &[NotificationRecord],
+                deliveries: &[NewDelivery],
+            ) -> Result<(), StoreError> {
+                if notifications.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                // Chunked: both backends limit the number of bound parameters.
+                for chunk in notifications.chunks(100) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO notifications (id, user_id, kind, room_id, message_id, author_id, seq, payload, created_at_ms) ",
+                    );
+                    query.push_values(chunk, |mut row, n| {
+                        row.push_bind(n.id)
+                            .push_bind(n.user_id)
+                            .push_bind(&n.kind)
+                            .push_bind(n.room_id)
+                            .push_bind(n.message_id)
+                            .push_bind(n.author_id)
+                            .push_bind(n.seq)
+                            .push_bind(&n.payload)
+                            .push_bind(n.created_at_ms);
+                    });
+                    query.build().execute(&mut *tx).await?;
+                }
+                for chunk in deliveries.chunks(100) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO push_deliveries (id, notification_id, user_id, device_id, provider, next_attempt_at_ms, created_at_ms) ",
+                    );
+                    query.push_values(chunk, |mut row, d| {
+                        row.push_bind(d.id)
+                            .push_bind(d.notification_id)
+                            .push_bind(d.user_id)
+                            .push_bind(&d.device_id)
+                            .push_bind(d.provider)
+                            .push_bind(d.next_attempt_at_ms)
+                            .push_bind(d.next_attempt_at_ms);
+                    });
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn notifications(&self, user_id: Uuid, before: Option<Uuid>, limit: u32) -> Result<Vec<NotificationRecord>, StoreError> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", notification_columns!(""), " FROM notifications \
+                     WHERE user_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+                ))
+                .bind(user_id)
+                .bind(before.unwrap_or(Uuid::max()))
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn notification_watermark(&self, user_id: Uuid) -> Result<Option<Uuid>, StoreError> {
+                let row: Option<(Uuid,)> = sqlx::query_as("SELECT read_up_to FROM notification_reads WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(id,)| id))
+            }
+
+            async fn unread_notifications(&self, user_id: Uuid) -> Result<i64, StoreError> {
+                let (count,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM notifications n WHERE n.user_id = $1 AND n.id > \
+                     COALESCE((SELECT r.read_up_to FROM notification_reads r WHERE r.user_id = $1), $2)",
+                )
+                .bind(user_id)
+                .bind(Uuid::nil())
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(count)
+            }
+
+            async fn mark_notifications_read(&self, user_id: Uuid, up_to: Uuid, now_ms: i64) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO notification_reads (user_id, read_up_to, updated_at_ms) VALUES ($1, $2, $3) \
+                     ON CONFLICT (user_id) DO UPDATE SET read_up_to = excluded.read_up_to, updated_at_ms = excluded.updated_at_ms \
+                     WHERE notification_reads.read_up_to < excluded.read_up_to",
+                )
+                .bind(user_id)
+                .bind(up_to)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn delete_notifications_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+                let mut tx = self.begin_write().await?;
+                sqlx::query(
+                    "DELETE FROM push_deliveries WHERE notification_id IN \
+                     (SELECT id FROM notifications WHERE created_at_ms < $1)",
+                )
+                .bind(cutoff_ms)
+                .execute(&mut *tx)
+                .await?;
+                let done = sqlx::query("DELETE FROM notifications WHERE created_at_ms < $1")
+                    .bind(cutoff_ms)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn claim_deliveries(&self, now_ms: i64, lease_ms: i64, limit: u32) -> Result<Vec<ClaimedDelivery>, StoreError> {
+                let mut tx = self.begin_write().await?;
+                let claimed: Vec<(Uuid,)> = sqlx::query_as(concat!(
+                    "UPDATE push_deliveries SET claimed_until_ms = $2, attempts = attempts + 1 \
+                     WHERE id IN (SELECT id FROM push_deliveries \
+                       WHERE next_attempt_at_ms <= $1 AND claimed_until_ms <= $1 \
+                       ORDER BY next_attempt_at_ms LIMIT $3",
+                    lock_due_rows!($backend),
+                    ") RETURNING id"
+                ))
+                .bind(now_ms)
+                .bind(now_ms + lease_ms)
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await?;
+                if claimed.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = sqlx::QueryBuilder::<$db>::new(concat!(
+                    "SELECT d.id AS d_id, d.attempts AS d_attempts, ", notification_columns!("n."), ", \
+                     r.user_id AS r_user_id, r.device_id AS r_device_id, r.provider AS r_provider, r.token AS r_token, \
+                     r.topic AS r_topic, r.p256dh AS r_p256dh, r.auth AS r_auth, \
+                     r.created_at_ms AS r_created_at_ms, r.updated_at_ms AS r_updated_at_ms, \
+                     m.read_seq AS m_read_seq, p.push_previews AS p_previews, \
+                     (SELECT CAST(SUM(CASE WHEN cr.content_count > cm.read_count THEN cr.content_count - cm.read_count ELSE 0 END) AS BIGINT) \
+                        FROM room_members cm JOIN chat_rooms cr ON cr.id = cm.room_id WHERE cm.user_id = n.user_id) AS badge \
+                     FROM push_deliveries d JOIN notifications n ON n.id = d.notification_id \
+                     LEFT JOIN push_registrations r ON r.user_id = d.user_id AND r.device_id = d.device_id AND r.provider = d.provider \
+                     LEFT JOIN room_members m ON m.room_id = n.room_id AND m.user_id = n.user_id \
+                     LEFT JOIN user_preferences p ON p.user_id = n.user_id \
+                     WHERE d.id IN ("
+                ));
+                let mut ids = query.separated(", ");
+                for (id,) in &claimed {
+                    ids.push_bind(*id);
+                }
+                query.push(") ORDER BY d.next_attempt_at_ms");
+                let rows: Vec<ClaimedRow> = query.build_query_as().fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(rows.into_iter().map(ClaimedRow::into_claimed).collect())
+            }
+
+            async fn finish_delivery(&self, id: Uuid) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM push_deliveries WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn finish_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
+                let mut query = sqlx::QueryBuilder::<$db>::new("DELETE FROM push_deliveries WHERE id IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(*id);
+                }
+                query.push(")");
+                query.build().execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn retry_delivery(&self, id: Uuid, next_attempt_at_ms: i64) -> Result<(), StoreError> {
+                sqlx::query("UPDATE push_deliveries SET next_attempt_at_ms = $2, claimed_until_ms = 0 WHERE id = $1")
+                    .bind(id)
+                    .bind(next_attempt_at_ms)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn outbox_stats(&self) -> Result<OutboxStats, StoreError> {
+                let (pending, oldest): (i64, Option<i64>) =
+                    sqlx::query_as("SELECT COUNT(*), MIN(created_at_ms) FROM push_deliveries")
+                        .fetch_one(&self.pool)
+                        .await?;
+                Ok(OutboxStats { pending, oldest_created_at_ms: oldest })
+            }
+        }
+    };
+}
+
+for_both_backends!(impl_notifications);
