@@ -171,10 +171,14 @@ pub enum ServerFrame {
         reference: Option<String>,
         rooms: Vec<RoomState>,
     },
-    /// A notification was added to your inbox.
+    /// Notifications were added to your inbox: `added` of them since the
+    /// last such frame (those recorded together share one frame), the
+    /// newest being `notification`.
     Notification {
         notification: crate::notifications::NotificationView,
-        /// Notifications newer than your read watermark.
+        added: u32,
+        /// Notifications newer than your read watermark, counted up to 100
+        /// (100 means "100 or more").
         unread_notifications: i64,
         /// Unread messages over all your rooms (the app icon's badge).
         badge: i64,

@@ -273,6 +273,7 @@ impl PushService {
         if !self.store.set_room_mute(room, user, until).await? {
             return Err(PushError::NotAMember);
         }
+        self.room_facts.forget(room);
         Ok(())
     }
 
@@ -280,6 +281,7 @@ impl PushService {
         if !self.store.set_room_mute(room, user, None).await? {
             return Err(PushError::NotAMember);
         }
+        self.room_facts.forget(room);
         Ok(())
     }
 }

@@ -1,11 +1,20 @@
 //! [`PushService`]: turns the chat rules' push decision into notification
-//! records and outbox deliveries, in one transaction per message, and
-//! tells the recipients' online devices (the `notification` frame).
+//! records and outbox deliveries, and tells the recipients' online devices
+//! (the `notification` frame).
 //!
-//! It runs on the push decision's own task (started by the message's
-//! commit hook), so nothing here delays an `ack`.
+//! The decisions arrive one message at a time (from the chat crate's
+//! decision tasks, started by commit hooks, so nothing here delays an
+//! `ack`); one recorder task gathers the decisions of a short window
+//! ([`LINGER`]) and stores them in ONE transaction, with one registrations
+//! query and one counts query per round, and room facts cached for a
+//! second. Per message, the notifications cost a few rows in the writer's
+//! transaction and nothing else: a store write (and a handful of reads)
+//! per message would compete with the message path for the same two cores
+//! and SQLite's single write lock, which is what push must not cost.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use iyagi_bus::{Bus, Delivery};
@@ -14,20 +23,45 @@ use iyagi_protocol::notifications::NotificationKind;
 use iyagi_protocol::now_ms;
 use iyagi_protocol::ws::ServerFrame;
 use iyagi_session::SessionStore;
-use iyagi_store::{NewDelivery, NotificationRecord, RoomKind, Storage, StoreError};
-use tokio::sync::Notify;
+use iyagi_store::{
+    MemberRecord, NewDelivery, NotificationRecord, RoomKind, RoomRecord, Storage, StoreError,
+};
+use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
 
 use crate::stats::PushStats;
 use crate::text;
 
+/// Most decisions one recorder round stores (one transaction).
+const ROUND_MAX: usize = 512;
+/// How long a round gathers decisions after its first: pushes are not
+/// latency-critical to the millisecond, and a window makes each round's
+/// reads and write serve every message that arrived meanwhile.
+pub const LINGER: Duration = Duration::from_millis(10);
+/// How long a room's title and mutes are reused. A mute made on this node
+/// applies at once (it clears the entry); one made on another node within
+/// this time.
+pub const ROOM_FACTS_TTL: Duration = Duration::from_secs(1);
+/// Rooms cached at most (the cache is cleared when it is full).
+const ROOM_FACTS_MAX: usize = 10_000;
+/// The `notification` frame counts unread notifications up to this (so a
+/// frame costs the same whatever the backlog); the inbox's unread endpoint
+/// gives the exact count.
+pub const FRAME_UNREAD_CAP: i64 = 100;
+
 pub struct PushService {
     pub(crate) store: Arc<dyn Storage>,
-    sessions: Arc<dyn SessionStore>,
-    bus: Arc<dyn Bus>,
     pub(crate) stats: Arc<PushStats>,
-    /// Wakes the outbox worker when deliveries were added.
-    wake: Arc<Notify>,
+    /// The recorder's queue; the task ends when the service is dropped.
+    decisions: mpsc::UnboundedSender<Decision>,
+    /// Shared with the recorder, so a mute here clears its room's entry.
+    pub(crate) room_facts: Arc<RoomFactsCache>,
+}
+
+/// One message's push decision: the members due a push for it.
+struct Decision {
+    message: PushMessage,
+    users: Vec<Uuid>,
 }
 
 /// What a stored message notification says (the record's payload).
@@ -39,6 +73,7 @@ pub(crate) struct MessagePayload {
 }
 
 impl PushService {
+    /// Starts the recorder task (on the current runtime).
     pub fn new(
         store: Arc<dyn Storage>,
         sessions: Arc<dyn SessionStore>,
@@ -46,58 +81,143 @@ impl PushService {
         stats: Arc<PushStats>,
         wake: Arc<Notify>,
     ) -> PushService {
-        PushService {
-            store,
+        let (decisions, queue) = mpsc::unbounded_channel();
+        let room_facts = Arc::new(RoomFactsCache::default());
+        let recorder = Recorder {
+            store: store.clone(),
             sessions,
             bus,
-            stats,
+            stats: stats.clone(),
             wake,
+            room_facts: room_facts.clone(),
+        };
+        tokio::spawn(recorder.run(queue));
+        PushService {
+            store,
+            stats,
+            decisions,
+            room_facts,
         }
     }
 
     pub fn stats(&self) -> &Arc<PushStats> {
         &self.stats
     }
+}
 
-    /// Stores a notification for each of `users` due a push for `message`
-    /// (but those who muted the room), with a delivery for each of their
-    /// registrations, and tells their online devices.
-    async fn record(&self, message: &PushMessage, users: &[Uuid]) -> Result<(), StoreError> {
-        let now = now_ms();
-        let Some(room) = self.store.room(message.room_id).await? else {
-            return Ok(());
-        };
-        let members = self.store.members(message.room_id).await?;
-        let recipients: Vec<Uuid> = users
-            .iter()
-            .copied()
-            .filter(|user| {
-                members.iter().any(|m| {
-                    m.user_id == *user && m.muted_until_ms.is_none_or(|until| until <= now)
-                })
-            })
-            .collect();
-        if recipients.is_empty() {
-            return Ok(());
+/// The task that stores the queued decisions, a round at a time.
+struct Recorder {
+    store: Arc<dyn Storage>,
+    sessions: Arc<dyn SessionStore>,
+    bus: Arc<dyn Bus>,
+    stats: Arc<PushStats>,
+    /// Wakes the outbox worker when deliveries were added.
+    wake: Arc<Notify>,
+    room_facts: Arc<RoomFactsCache>,
+}
+
+/// A room as the recorder needs it: what its pushes are titled, and which
+/// members muted it.
+struct RoomFacts {
+    room: RoomRecord,
+    members: Vec<MemberRecord>,
+    /// Direct rooms: the members' names (the title is the author's).
+    names: HashMap<Uuid, String>,
+}
+
+/// Room facts by room id, each with when it was read.
+#[derive(Default)]
+pub(crate) struct RoomFactsCache {
+    rooms: Mutex<HashMap<Uuid, (Instant, Arc<RoomFacts>)>>,
+}
+
+impl RoomFactsCache {
+    fn get(&self, room: Uuid) -> Option<Arc<RoomFacts>> {
+        let rooms = self.rooms.lock().ok()?;
+        let (read_at, facts) = rooms.get(&room)?;
+        (read_at.elapsed() < ROOM_FACTS_TTL).then(|| facts.clone())
+    }
+
+    fn put(&self, room: Uuid, facts: Arc<RoomFacts>) {
+        if let Ok(mut rooms) = self.rooms.lock() {
+            if rooms.len() >= ROOM_FACTS_MAX {
+                rooms.clear();
+            }
+            rooms.insert(room, (Instant::now(), facts));
         }
-        let title = match room.kind {
-            RoomKind::Group => room.title.clone().unwrap_or_default(),
-            RoomKind::Direct => self
-                .store
-                .user_by_id(message.author_id)
-                .await?
-                .map(|u| u.username)
-                .unwrap_or_default(),
-        };
-        let payload = serde_json::to_string(&MessagePayload {
-            title,
-            body: text::body(&message.kind, &message.content),
-            message_kind: message.kind.clone(),
-        })
-        .unwrap_or_default();
-        let notifications: Vec<NotificationRecord> = recipients
-            .iter()
-            .map(|user| NotificationRecord {
+    }
+
+    /// A member's mute changed: read the room afresh next time.
+    pub(crate) fn forget(&self, room: Uuid) {
+        if let Ok(mut rooms) = self.rooms.lock() {
+            rooms.remove(&room);
+        }
+    }
+}
+
+impl Recorder {
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Decision>) {
+        let mut round = Vec::with_capacity(ROUND_MAX);
+        while queue.recv_many(&mut round, ROUND_MAX).await > 0 {
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while round.len() < ROUND_MAX {
+                let room_left = ROUND_MAX - round.len();
+                let more = queue.recv_many(&mut round, room_left);
+                match tokio::time::timeout_at(deadline, more).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            if let Err(e) = self.record(&round).await {
+                // The messages are stored; only these notifications are lost.
+                tracing::error!(error = %e, decisions = round.len(), "storing notifications failed");
+            }
+            round.clear();
+        }
+    }
+
+    /// Stores a notification for each user due a push in `round` (but those
+    /// who muted the room), with a delivery for each of their registrations,
+    /// in one transaction, and tells their online devices.
+    async fn record(&self, round: &[Decision]) -> Result<(), StoreError> {
+        let now = now_ms();
+        let mut rooms: HashMap<Uuid, Option<Arc<RoomFacts>>> = HashMap::new();
+        let mut notifications: Vec<NotificationRecord> = Vec::new();
+        for Decision { message, users } in round {
+            if !rooms.contains_key(&message.room_id) {
+                let facts = self.room_facts(message.room_id).await?;
+                rooms.insert(message.room_id, facts);
+            }
+            let Some(facts) = rooms.get(&message.room_id).and_then(Option::as_ref) else {
+                continue;
+            };
+            let recipients: Vec<Uuid> = users
+                .iter()
+                .copied()
+                .filter(|user| {
+                    facts.members.iter().any(|m| {
+                        m.user_id == *user && m.muted_until_ms.is_none_or(|until| until <= now)
+                    })
+                })
+                .collect();
+            if recipients.is_empty() {
+                continue;
+            }
+            let title = match facts.room.kind {
+                RoomKind::Group => facts.room.title.clone().unwrap_or_default(),
+                RoomKind::Direct => facts
+                    .names
+                    .get(&message.author_id)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let payload = serde_json::to_string(&MessagePayload {
+                title,
+                body: text::body(&message.kind, &message.content),
+                message_kind: message.kind.clone(),
+            })
+            .unwrap_or_default();
+            notifications.extend(recipients.iter().map(|user| NotificationRecord {
                 id: Uuid::now_v7(),
                 user_id: *user,
                 kind: NotificationKind::Message.as_str().to_owned(),
@@ -107,21 +227,34 @@ impl PushService {
                 seq: Some(message.seq),
                 payload: payload.clone(),
                 created_at_ms: now,
-            })
-            .collect();
-        let registrations = self.store.registrations_for(&recipients).await?;
-        let deliveries: Vec<NewDelivery> = registrations
+            }));
+        }
+        if notifications.is_empty() {
+            return Ok(());
+        }
+        let mut users: Vec<Uuid> = notifications.iter().map(|n| n.user_id).collect();
+        users.sort_unstable();
+        users.dedup();
+        let registrations = self.store.registrations_for(&users).await?;
+        let mut by_user: HashMap<Uuid, Vec<&iyagi_store::Registration>> = HashMap::new();
+        for r in &registrations {
+            by_user.entry(r.user_id).or_default().push(r);
+        }
+        let deliveries: Vec<NewDelivery> = notifications
             .iter()
-            .filter_map(|r| {
-                let notification = notifications.iter().find(|n| n.user_id == r.user_id)?;
-                Some(NewDelivery {
-                    id: Uuid::now_v7(),
-                    notification_id: notification.id,
-                    user_id: r.user_id,
-                    device_id: r.device_id.clone(),
-                    provider: r.provider,
-                    next_attempt_at_ms: now,
-                })
+            .flat_map(|n| {
+                by_user
+                    .get(&n.user_id)
+                    .into_iter()
+                    .flatten()
+                    .map(move |r| NewDelivery {
+                        id: Uuid::now_v7(),
+                        notification_id: n.id,
+                        user_id: r.user_id,
+                        device_id: r.device_id.clone(),
+                        provider: r.provider,
+                        next_attempt_at_ms: now,
+                    })
             })
             .collect();
         self.store
@@ -131,39 +264,80 @@ impl PushService {
         if !deliveries.is_empty() {
             self.wake.notify_one();
         }
-        self.tell_online_devices(&notifications).await;
+        self.tell_online_devices(&users, &notifications).await;
         Ok(())
     }
 
-    /// The `notification` frame, for recipients with a device online.
-    async fn tell_online_devices(&self, notifications: &[NotificationRecord]) {
-        let users: Vec<Uuid> = notifications.iter().map(|n| n.user_id).collect();
-        let online = match self.sessions.online_many(&users).await {
+    /// A room's title and mutes, from the cache or the store; `None` for a
+    /// room that is gone.
+    async fn room_facts(&self, room_id: Uuid) -> Result<Option<Arc<RoomFacts>>, StoreError> {
+        if let Some(facts) = self.room_facts.get(room_id) {
+            return Ok(Some(facts));
+        }
+        let Some(room) = self.store.room(room_id).await? else {
+            return Ok(None);
+        };
+        let members = self.store.members(room_id).await?;
+        let mut names = HashMap::new();
+        if room.kind == RoomKind::Direct {
+            for member in &members {
+                if let Some(user) = self.store.user_by_id(member.user_id).await? {
+                    names.insert(user.id, user.username);
+                }
+            }
+        }
+        let facts = Arc::new(RoomFacts {
+            room,
+            members,
+            names,
+        });
+        self.room_facts.put(room_id, facts.clone());
+        Ok(Some(facts))
+    }
+
+    /// The `notification` frames, for recipients with a device online: one
+    /// per user and round, with the counts read in one query per round.
+    async fn tell_online_devices(&self, users: &[Uuid], notifications: &[NotificationRecord]) {
+        let online = match self.sessions.online_many(users).await {
             Ok(online) => online,
             Err(e) => {
                 tracing::warn!(error = %e, "session store unavailable: no notification frames");
                 return;
             }
         };
-        for (notification, online) in notifications.iter().zip(online) {
-            if !online {
-                continue;
+        let online: Vec<Uuid> = users
+            .iter()
+            .zip(online)
+            .filter_map(|(user, online)| online.then_some(*user))
+            .collect();
+        if online.is_empty() {
+            return;
+        }
+        let counts = match self.store.inbox_counts(&online, FRAME_UNREAD_CAP).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                tracing::warn!(error = %e, "inbox counts unavailable: no notification frames");
+                return;
             }
-            let user = notification.user_id;
-            let (unread, badge) = match (
-                self.store.unread_notifications(user).await,
-                self.store.total_unread(user).await,
-            ) {
-                (Ok(unread), Ok(badge)) => (unread, badge),
-                _ => continue,
+        };
+        for count in counts {
+            // One frame per user and round: the newest of theirs, and how
+            // many were added (a frame per notification would double the
+            // frames of a busy conversation for no news).
+            let mine = notifications.iter().filter(|n| n.user_id == count.user_id);
+            let added = mine.clone().count();
+            let Some(newest) = mine.last() else {
+                continue;
             };
             let frame = ServerFrame::Notification {
-                notification: crate::inbox::view(notification, None),
-                unread_notifications: unread,
-                badge,
+                notification: crate::inbox::view(newest, None),
+                added: u32::try_from(added).unwrap_or(u32::MAX),
+                unread_notifications: count.unread_notifications,
+                badge: count.badge,
             };
             let frame = serde_json::to_string(&frame).unwrap_or_default();
-            self.bus.deliver(&[user], Delivery::Frame(frame.into()));
+            self.bus
+                .deliver(&[count.user_id], Delivery::Frame(frame.into()));
         }
     }
 }
@@ -183,9 +357,12 @@ impl PushNotifier for PushService {
     }
 
     async fn notify_many(&self, message: &PushMessage, users: &[Uuid]) {
-        if let Err(e) = self.record(message, users).await {
-            // The message is stored; only its notifications are lost.
-            tracing::error!(error = %e, room_id = %message.room_id, seq = message.seq, "storing notifications failed");
+        let decision = Decision {
+            message: message.clone(),
+            users: users.to_vec(),
+        };
+        if self.decisions.send(decision).is_err() {
+            tracing::warn!(room_id = %message.room_id, seq = message.seq, "push recorder stopped; a message goes without its notifications");
         }
     }
 }

@@ -93,6 +93,30 @@ impl OutboxWorker {
         }
     }
 
+    /// Runs [`run`](Self::run) on a thread of its own, with its own
+    /// runtime, at a lower scheduling priority (nice 10): the provider
+    /// requests (TLS, HTTP, JSON, signing) are the bulk of push's CPU, and
+    /// when the node is CPU-bound they must yield to the message path;
+    /// the pushes then wait in the durable outbox, late but not lost.
+    /// The answer resolves when the worker has stopped.
+    pub fn start_background(
+        self,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<tokio::sync::oneshot::Receiver<()>> {
+        let (stopped, answer) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("iyagi-push-outbox".to_owned())
+            .spawn(move || {
+                lower_this_threads_priority();
+                runtime.block_on(self.run(shutdown));
+                let _ = stopped.send(());
+            })?;
+        Ok(answer)
+    }
+
     /// Drains the outbox until `shutdown` turns true: woken when
     /// deliveries are added, and every `poll` for retries.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
@@ -116,7 +140,13 @@ impl OutboxWorker {
                 tokio::select! {
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(self.settings.poll) => {}
-                    _ = shutdown.changed() => {}
+                    changed = shutdown.changed() => {
+                        // The server is gone (its sender dropped): stop too,
+                        // as this thread outlives its runtime otherwise.
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
                 }
             }
         }
@@ -287,5 +317,19 @@ impl OutboxWorker {
             .saturating_mul(2u32.saturating_pow(exponent))
             .min(self.settings.max_backoff);
         plain.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
+    }
+}
+
+/// Nice 10 for the calling thread (on Linux, `setpriority` with
+/// `PRIO_PROCESS` and 0 acts on the calling thread only). Best effort: a
+/// failure leaves the normal priority.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority reads only its integer arguments.
+        let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) } != 0;
+        if failed {
+            tracing::debug!("could not lower the push worker's priority");
+        }
     }
 }

@@ -261,7 +261,10 @@ impl Application {
         let pruner = tokio::spawn(prune_limiters(state.clone()));
         let revoker = tokio::spawn(revocations::close_revoked_connections(state.clone()));
         let sweeper = tokio::spawn(revocations::recheck_open_sessions(state.clone()));
-        let outbox = worker.map(|w| tokio::spawn(w.run(state.shutdown.clone())));
+        let outbox = match worker {
+            Some(w) => Some(w.start_background(state.shutdown.clone())?),
+            None => None,
+        };
         let server_settings = &state.settings.server;
         let limits = ListenLimits {
             header_read_timeout: server_settings.header_read_timeout(),

@@ -187,6 +187,15 @@ pub trait NotificationStore: Send + Sync {
     async fn notification_watermark(&self, user_id: Uuid) -> Result<Option<Uuid>, StoreError>;
     /// How many notifications are newer than the watermark.
     async fn unread_notifications(&self, user_id: Uuid) -> Result<i64, StoreError>;
+    /// For each of `user_ids` (in no particular order; unknown users are
+    /// left out): unread notifications counted up to `cap` (cheap whatever
+    /// the backlog), and the badge (unread messages over all rooms, from
+    /// the counters), in one query.
+    async fn inbox_counts(
+        &self,
+        user_ids: &[Uuid],
+        cap: i64,
+    ) -> Result<Vec<InboxCounts>, StoreError>;
     /// Moves the watermark forward to `up_to` (never back).
     async fn mark_notifications_read(
         &self,

@@ -362,6 +362,16 @@ pub struct Registration {
     pub updated_at_ms: i64,
 }
 
+/// What a `notification` frame tells about a user's inbox (see
+/// `NotificationStore::inbox_counts`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
+pub struct InboxCounts {
+    pub user_id: Uuid,
+    /// At most the cap asked for.
+    pub unread_notifications: i64,
+    pub badge: i64,
+}
+
 /// A stored notification: append-only, never updated.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NotificationRecord {

@@ -24,7 +24,8 @@ use uuid::Uuid;
 
 use crate::batch::{ReadPositions, RoomCounters};
 use crate::writer::{
-    AppendJob, MAX_BATCH, WriterCounters, WriterJob, answer_committed, answer_failed, split_batch,
+    AppendJob, Drained, MAX_BATCH, WriterCounters, WriterJob, answer_committed, answer_failed,
+    split_batch,
 };
 use crate::{Appended, MessageRecord, ReadEffect, StoreError};
 
@@ -37,7 +38,17 @@ pub(crate) async fn run(
 ) {
     let mut drained = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut drained, MAX_BATCH).await > 0 {
-        let (mut batch, barriers) = split_batch(std::mem::take(&mut drained));
+        let Drained {
+            appends: mut batch,
+            notifications,
+            barriers,
+        } = split_batch(std::mem::take(&mut drained));
+        for job in notifications {
+            // Never queued here: `PgStore` writes notifications on the pool.
+            let _ = job.reply.send(Err(StoreError::WriteFailed(
+                "the PostgreSQL writer does not store notifications".to_owned(),
+            )));
+        }
         if !batch.is_empty() {
             // Stable: each room's appends keep their queue order, so seqs
             // and hooks follow the order of queueing.

@@ -22,12 +22,15 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
 use crate::writer::{
-    AppendJob, MAX_BATCH, WriterCounters, WriterJob, answer_committed, answer_failed, split_batch,
+    AppendJob, Drained, MAX_BATCH, NotificationsJob, WriterCounters, WriterJob, answer_committed,
+    answer_failed, split_batch,
 };
 use uuid::Uuid;
 
 use crate::batch::{ReadPositions, RoomCounters};
-use crate::{Appended, MessageRecord, NewMessage, ReadEffect, StoreError};
+use crate::{
+    Appended, MessageRecord, NewDelivery, NewMessage, NotificationRecord, ReadEffect, StoreError,
+};
 
 pub(crate) fn spawn(
     path: &Path,
@@ -56,8 +59,16 @@ pub(crate) fn spawn(
 /// A batch the writer has finished with.
 struct Finished {
     batch: Vec<AppendJob>,
-    outcome: Result<Vec<Result<Appended, StoreError>>, String>,
+    notifications: Vec<NotificationsJob>,
+    outcome: Result<Applied, String>,
     barriers: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// What one transaction did: each append's result, each notification
+/// write's result.
+struct Applied {
+    appends: Vec<Result<Appended, StoreError>>,
+    notifications: Vec<Result<(), StoreError>>,
 }
 
 /// Runs the hooks and answers the callers of each finished batch, in
@@ -67,9 +78,23 @@ struct Finished {
 async fn answer_in_order(mut done: mpsc::UnboundedReceiver<Finished>) {
     while let Some(finished) = done.recv().await {
         match finished.outcome {
-            Ok(results) => answer_committed(finished.batch, results),
+            Ok(applied) => {
+                answer_committed(finished.batch, applied.appends);
+                for (job, result) in finished
+                    .notifications
+                    .into_iter()
+                    .zip(applied.notifications)
+                {
+                    let _ = job.reply.send(result);
+                }
+            }
             Err(message) => {
-                answer_failed(finished.batch, || StoreError::WriteFailed(message.clone()))
+                answer_failed(finished.batch, || StoreError::WriteFailed(message.clone()));
+                for job in finished.notifications {
+                    let _ = job
+                        .reply
+                        .send(Err(StoreError::WriteFailed(message.clone())));
+                }
             }
         }
         for barrier in finished.barriers {
@@ -86,20 +111,30 @@ fn run(
 ) {
     let mut drained = Vec::with_capacity(MAX_BATCH);
     while jobs.blocking_recv_many(&mut drained, MAX_BATCH) > 0 {
-        let (batch, barriers) = split_batch(std::mem::take(&mut drained));
-        let outcome = if batch.is_empty() {
-            Ok(Vec::new())
+        let Drained {
+            appends: batch,
+            notifications,
+            barriers,
+        } = split_batch(std::mem::take(&mut drained));
+        let outcome = if batch.is_empty() && notifications.is_empty() {
+            Ok(Applied {
+                appends: Vec::new(),
+                notifications: Vec::new(),
+            })
         } else {
             let started = Instant::now();
-            let outcome = apply(&mut conn, &batch).map_err(|err| {
+            let outcome = apply(&mut conn, &batch, &notifications).map_err(|err| {
                 tracing::error!(error = %err, size = batch.len(), "append batch failed");
                 err.to_string()
             });
-            counters.record(batch.len(), started.elapsed());
+            if !batch.is_empty() {
+                counters.record(batch.len(), started.elapsed());
+            }
             outcome
         };
         let finished = Finished {
             batch,
+            notifications,
             outcome,
             barriers,
         };
@@ -117,11 +152,16 @@ fn run(
 /// `read_seq <` guard makes that equal to applying them in turn), and the
 /// idempotency check is the insert itself (`ON CONFLICT DO NOTHING`), with
 /// a lookup only for an actual retry.
+///
+/// Notification writes share the transaction (and its fsync), each in its
+/// own savepoint: one that fails (its user deleted meanwhile) is answered
+/// with its error and takes no message down with it.
 fn apply(
     conn: &mut Connection,
     batch: &[AppendJob],
-) -> Result<Vec<Result<Appended, StoreError>>, StoreError> {
-    let tx = conn
+    notifications: &[NotificationsJob],
+) -> Result<Applied, StoreError> {
+    let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(sqlite_error)?;
     // Prepared once per batch: rusqlite's statement cache allocates each
@@ -199,8 +239,69 @@ fn apply(
         .and_then(|mut stmt| stmt.execute(params![room_id, user_id, read_seq, read_count]))
         .map_err(sqlite_error)?;
     }
+    let mut stored = Vec::with_capacity(notifications.len());
+    for job in notifications {
+        let mut savepoint = tx.savepoint().map_err(sqlite_error)?;
+        let result = insert_notifications(&savepoint, &job.notifications, &job.deliveries);
+        if result.is_ok() {
+            savepoint.commit().map_err(sqlite_error)?;
+        } else {
+            savepoint.rollback().map_err(sqlite_error)?;
+        }
+        stored.push(result);
+    }
     tx.commit().map_err(sqlite_error)?;
-    Ok(results)
+    Ok(Applied {
+        appends: results,
+        notifications: stored,
+    })
+}
+
+fn insert_notifications(
+    conn: &Connection,
+    notifications: &[NotificationRecord],
+    deliveries: &[NewDelivery],
+) -> Result<(), StoreError> {
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO notifications (id, user_id, kind, room_id, message_id, author_id, seq, payload, created_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(sqlite_error)?;
+    for n in notifications {
+        insert
+            .execute(params![
+                n.id,
+                n.user_id,
+                n.kind,
+                n.room_id,
+                n.message_id,
+                n.author_id,
+                n.seq,
+                n.payload,
+                n.created_at_ms
+            ])
+            .map_err(sqlite_error)?;
+    }
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO push_deliveries (id, notification_id, user_id, device_id, provider, next_attempt_at_ms, created_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )
+        .map_err(sqlite_error)?;
+    for d in deliveries {
+        insert
+            .execute(params![
+                d.id,
+                d.notification_id,
+                d.user_id,
+                d.device_id,
+                d.provider.as_str(),
+                d.next_attempt_at_ms
+            ])
+            .map_err(sqlite_error)?;
+    }
+    Ok(())
 }
 
 fn room_counters(conn: &Connection, room_id: Uuid) -> Result<Option<RoomCounters>, StoreError> {

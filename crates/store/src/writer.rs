@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::oneshot;
 
-use crate::{AppendStats, Appended, NewMessage, OnCommit, StoreError};
+use crate::{
+    AppendStats, Appended, NewDelivery, NewMessage, NotificationRecord, OnCommit, StoreError,
+};
 
 /// Appends waiting for the writer.
 pub(crate) const APPEND_QUEUE: usize = 8192;
@@ -20,9 +22,21 @@ pub(crate) struct AppendJob {
     pub(crate) reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
+/// Notification records and their outbox deliveries, stored in the
+/// writer's next transaction. Only the SQLite writer takes these: SQLite
+/// has one write lock, and a second writer (the push recorder on its own
+/// connection) would make the message writer wait for it and its fsync.
+/// PostgreSQL locks rows, so its store writes notifications on the pool.
+pub(crate) struct NotificationsJob {
+    pub(crate) notifications: Vec<NotificationRecord>,
+    pub(crate) deliveries: Vec<NewDelivery>,
+    pub(crate) reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
 /// What the writer (SQLite thread or PostgreSQL task) is asked to do.
 pub(crate) enum WriterJob {
     Append(AppendJob),
+    Notifications(NotificationsJob),
     /// Answered once every append queued before it has committed (or
     /// failed) and its hook has run.
     Barrier(oneshot::Sender<()>),
@@ -55,19 +69,30 @@ impl WriterCounters {
     }
 }
 
-/// Splits a drained batch into its appends and its barriers. A barrier
-/// only promises "everything queued before me", so answering it after the
-/// whole batch is correct.
-pub(crate) fn split_batch(jobs: Vec<WriterJob>) -> (Vec<AppendJob>, Vec<oneshot::Sender<()>>) {
-    let mut appends = Vec::with_capacity(jobs.len());
-    let mut barriers = Vec::new();
+/// A drained batch, by kind of job.
+pub(crate) struct Drained {
+    pub(crate) appends: Vec<AppendJob>,
+    pub(crate) notifications: Vec<NotificationsJob>,
+    pub(crate) barriers: Vec<oneshot::Sender<()>>,
+}
+
+/// Splits a drained batch into its appends, notification writes and
+/// barriers. A barrier only promises "everything queued before me", so
+/// answering it after the whole batch is correct.
+pub(crate) fn split_batch(jobs: Vec<WriterJob>) -> Drained {
+    let mut drained = Drained {
+        appends: Vec::with_capacity(jobs.len()),
+        notifications: Vec::new(),
+        barriers: Vec::new(),
+    };
     for job in jobs {
         match job {
-            WriterJob::Append(append) => appends.push(append),
-            WriterJob::Barrier(done) => barriers.push(done),
+            WriterJob::Append(append) => drained.appends.push(append),
+            WriterJob::Notifications(job) => drained.notifications.push(job),
+            WriterJob::Barrier(done) => drained.barriers.push(done),
         }
     }
-    (appends, barriers)
+    drained
 }
 
 /// After a commit: runs each stored message's hook, in batch order (which

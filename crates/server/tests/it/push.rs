@@ -354,6 +354,7 @@ pub async fn the_push_decision_end_to_end(b: Backends) {
     assert_eq!(frame["notification"]["room_id"], room.as_str());
     assert_eq!(frame["notification"]["kind"], "message");
     assert_eq!(frame["unread_notifications"], 1);
+    assert_eq!(frame["added"], 1);
     assert!(frame["badge"].as_i64().unwrap() >= 1);
 
     // A direct room's push is titled with the author's name.

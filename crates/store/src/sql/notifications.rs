@@ -124,6 +124,74 @@ impl ClaimedRow {
     }
 }
 
+impl SqliteStore {
+    /// Through the writer thread, in its next transaction (see
+    /// `writer::NotificationsJob` for why).
+    async fn store_notifications(
+        &self,
+        notifications: &[NotificationRecord],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = crate::writer::WriterJob::Notifications(crate::writer::NotificationsJob {
+            notifications: notifications.to_vec(),
+            deliveries: deliveries.to_vec(),
+            reply,
+        });
+        self.appender
+            .send(job)
+            .await
+            .map_err(|_| StoreError::writer_stopped())?;
+        answer.await.map_err(|_| StoreError::writer_stopped())?
+    }
+}
+
+impl PgStore {
+    /// On the pool: PostgreSQL's row locks let it run beside the writer.
+    async fn store_notifications(
+        &self,
+        notifications: &[NotificationRecord],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        // Chunked: PostgreSQL limits the number of bound parameters.
+        for chunk in notifications.chunks(100) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO notifications (id, user_id, kind, room_id, message_id, author_id, seq, payload, created_at_ms) ",
+            );
+            query.push_values(chunk, |mut row, n| {
+                row.push_bind(n.id)
+                    .push_bind(n.user_id)
+                    .push_bind(&n.kind)
+                    .push_bind(n.room_id)
+                    .push_bind(n.message_id)
+                    .push_bind(n.author_id)
+                    .push_bind(n.seq)
+                    .push_bind(&n.payload)
+                    .push_bind(n.created_at_ms);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        for chunk in deliveries.chunks(100) {
+            let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO push_deliveries (id, notification_id, user_id, device_id, provider, next_attempt_at_ms, created_at_ms) ",
+            );
+            query.push_values(chunk, |mut row, d| {
+                row.push_bind(d.id)
+                    .push_bind(d.notification_id)
+                    .push_bind(d.user_id)
+                    .push_bind(&d.device_id)
+                    .push_bind(d.provider)
+                    .push_bind(d.next_attempt_at_ms)
+                    .push_bind(d.next_attempt_at_ms);
+            });
+            query.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
 macro_rules! impl_notifications {
     ($store:ty, $db:ty, $backend:ident) => {
         #[async_trait]
@@ -136,42 +204,7 @@ macro_rules! impl_notifications {
                 if notifications.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.begin_write().await?;
-                // Chunked: both backends limit the number of bound parameters.
-                for chunk in notifications.chunks(100) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO notifications (id, user_id, kind, room_id, message_id, author_id, seq, payload, created_at_ms) ",
-                    );
-                    query.push_values(chunk, |mut row, n| {
-                        row.push_bind(n.id)
-                            .push_bind(n.user_id)
-                            .push_bind(&n.kind)
-                            .push_bind(n.room_id)
-                            .push_bind(n.message_id)
-                            .push_bind(n.author_id)
-                            .push_bind(n.seq)
-                            .push_bind(&n.payload)
-                            .push_bind(n.created_at_ms);
-                    });
-                    query.build().execute(&mut *tx).await?;
-                }
-                for chunk in deliveries.chunks(100) {
-                    let mut query = sqlx::QueryBuilder::<$db>::new(
-                        "INSERT INTO push_deliveries (id, notification_id, user_id, device_id, provider, next_attempt_at_ms, created_at_ms) ",
-                    );
-                    query.push_values(chunk, |mut row, d| {
-                        row.push_bind(d.id)
-                            .push_bind(d.notification_id)
-                            .push_bind(d.user_id)
-                            .push_bind(&d.device_id)
-                            .push_bind(d.provider)
-                            .push_bind(d.next_attempt_at_ms)
-                            .push_bind(d.next_attempt_at_ms);
-                    });
-                    query.build().execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
+                self.store_notifications(notifications, deliveries).await
             }
 
             async fn notifications(&self, user_id: Uuid, before: Option<Uuid>, limit: u32) -> Result<Vec<NotificationRecord>, StoreError> {
@@ -204,6 +237,31 @@ macro_rules! impl_notifications {
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(count)
+            }
+
+            async fn inbox_counts(&self, user_ids: &[Uuid], cap: i64) -> Result<Vec<InboxCounts>, StoreError> {
+                let mut found = Vec::new();
+                // Chunked: both backends limit the number of bound parameters.
+                for chunk in user_ids.chunks(500) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT u.id AS user_id, \
+                           (SELECT COUNT(*) FROM (SELECT 1 FROM notifications n WHERE n.user_id = u.id AND n.id > \
+                              COALESCE((SELECT r.read_up_to FROM notification_reads r WHERE r.user_id = u.id), ",
+                    );
+                    query.push_bind(Uuid::nil()).push(") LIMIT ").push_bind(cap).push(
+                        ") capped) AS unread_notifications, \
+                           (SELECT CAST(COALESCE(SUM(CASE WHEN c.content_count > m.read_count THEN c.content_count - m.read_count ELSE 0 END), 0) AS BIGINT) \
+                              FROM room_members m JOIN chat_rooms c ON c.id = m.room_id WHERE m.user_id = u.id) AS badge \
+                         FROM users u WHERE u.id IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    query.push(")");
+                    found.extend(query.build_query_as::<InboxCounts>().fetch_all(&self.pool).await?);
+                }
+                Ok(found)
             }
 
             async fn mark_notifications_read(&self, user_id: Uuid, up_to: Uuid, now_ms: i64) -> Result<(), StoreError> {

@@ -1348,6 +1348,29 @@ pub async fn notifications_are_paged_counted_read_and_retired(store: Arc<dyn Sto
         Some(made[2].id)
     );
     assert_eq!(store.unread_notifications(other.id).await.unwrap(), 1);
+    // The frame's counts: capped, per user, unknown users left out.
+    let mut counts = store
+        .inbox_counts(&[u.id, other.id, Uuid::now_v7()], 10)
+        .await
+        .unwrap();
+    counts.sort_by_key(|c| c.unread_notifications);
+    assert_eq!(
+        counts,
+        vec![
+            InboxCounts {
+                user_id: other.id,
+                unread_notifications: 1,
+                badge: 0
+            },
+            InboxCounts {
+                user_id: u.id,
+                unread_notifications: 2,
+                badge: 0
+            },
+        ]
+    );
+    let capped = store.inbox_counts(&[u.id], 1).await.unwrap();
+    assert_eq!(capped[0].unread_notifications, 1, "counted up to the cap");
     // Retention: what is older than the cutoff goes.
     assert_eq!(store.delete_notifications_before(NOW + 2).await.unwrap(), 3);
     assert_eq!(store.notifications(u.id, None, 10).await.unwrap().len(), 3);
@@ -1499,6 +1522,17 @@ pub async fn mutes_and_the_total_unread_come_from_the_counters(store: Arc<dyn St
     }
     assert_eq!(store.total_unread(b.id).await.unwrap(), 3);
     assert_eq!(store.total_unread(a.id).await.unwrap(), 0);
+    let mut badges: Vec<(Uuid, i64)> = store
+        .inbox_counts(&[a.id, b.id], 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| (c.user_id, c.badge))
+        .collect();
+    badges.sort();
+    let mut expected = vec![(a.id, 0), (b.id, 3)];
+    expected.sort();
+    assert_eq!(badges, expected, "the frame's badge is total_unread");
     assert!(
         store
             .set_room_mute(room.id, b.id, Some(i64::MAX))
