@@ -184,9 +184,8 @@ impl Recorder {
         let mut rooms: HashMap<Uuid, Option<Arc<RoomFacts>>> = HashMap::new();
         let mut notifications: Vec<NotificationRecord> = Vec::new();
         for Decision { message, users } in round {
-            if !rooms.contains_key(&message.room_id) {
-                let facts = self.room_facts(message.room_id).await?;
-                rooms.insert(message.room_id, facts);
+            if let std::collections::hash_map::Entry::Vacant(entry) = rooms.entry(message.room_id) {
+                entry.insert(self.room_facts(message.room_id).await?);
             }
             let Some(facts) = rooms.get(&message.room_id).and_then(Option::as_ref) else {
                 continue;
@@ -324,9 +323,9 @@ impl Recorder {
             // One frame per user and round: the newest of theirs, and how
             // many were added (a frame per notification would double the
             // frames of a busy conversation for no news).
-            let mine = notifications.iter().filter(|n| n.user_id == count.user_id);
+            let mut mine = notifications.iter().filter(|n| n.user_id == count.user_id);
             let added = mine.clone().count();
-            let Some(newest) = mine.last() else {
+            let Some(newest) = mine.next_back() else {
                 continue;
             };
             let frame = ServerFrame::Notification {
