@@ -54,6 +54,10 @@ async fn start(db: &str, port: u16, fcm: &FakeFcm) -> Server {
         .env("IYAGI_PUSH__MAX_BACKOFF_SECS", "1")
         .env("IYAGI_PUSH__MAX_ATTEMPTS", "1000")
         .env("IYAGI_PUSH__POLL_MS", "50")
+        // A delivery in flight when the server is killed waits out its
+        // lease before it is claimed again: short here, so the restart
+        // sends it within the test's patience.
+        .env("IYAGI_PUSH__LEASE_SECS", "2")
         .stdout(Stdio::null())
         .spawn()
         .expect("start iyagi");

@@ -40,13 +40,13 @@ pub(crate) async fn run(
     while jobs.recv_many(&mut drained, MAX_BATCH).await > 0 {
         let Drained {
             appends: mut batch,
-            notifications,
+            side,
             barriers,
         } = split_batch(std::mem::take(&mut drained));
-        for job in notifications {
-            // Never queued here: `PgStore` writes notifications on the pool.
+        for job in side {
+            // Never queued here: `PgStore` does these on the pool.
             let _ = job.reply.send(Err(StoreError::WriteFailed(
-                "the PostgreSQL writer does not store notifications".to_owned(),
+                "the PostgreSQL writer takes appends only".to_owned(),
             )));
         }
         if !batch.is_empty() {

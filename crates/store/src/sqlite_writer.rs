@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
 use crate::writer::{
-    AppendJob, Drained, MAX_BATCH, NotificationsJob, WriterCounters, WriterJob, answer_committed,
+    AppendJob, Drained, MAX_BATCH, SideJob, SideWrite, WriterCounters, WriterJob, answer_committed,
     answer_failed, split_batch,
 };
 use uuid::Uuid;
@@ -59,16 +59,15 @@ pub(crate) fn spawn(
 /// A batch the writer has finished with.
 struct Finished {
     batch: Vec<AppendJob>,
-    notifications: Vec<NotificationsJob>,
+    side: Vec<SideJob>,
     outcome: Result<Applied, String>,
     barriers: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// What one transaction did: each append's result, each notification
-/// write's result.
+/// What one transaction did: each append's result, each side write's.
 struct Applied {
     appends: Vec<Result<Appended, StoreError>>,
-    notifications: Vec<Result<(), StoreError>>,
+    side: Vec<Result<Vec<Uuid>, StoreError>>,
 }
 
 /// Runs the hooks and answers the callers of each finished batch, in
@@ -80,17 +79,13 @@ async fn answer_in_order(mut done: mpsc::UnboundedReceiver<Finished>) {
         match finished.outcome {
             Ok(applied) => {
                 answer_committed(finished.batch, applied.appends);
-                for (job, result) in finished
-                    .notifications
-                    .into_iter()
-                    .zip(applied.notifications)
-                {
+                for (job, result) in finished.side.into_iter().zip(applied.side) {
                     let _ = job.reply.send(result);
                 }
             }
             Err(message) => {
                 answer_failed(finished.batch, || StoreError::WriteFailed(message.clone()));
-                for job in finished.notifications {
+                for job in finished.side {
                     let _ = job
                         .reply
                         .send(Err(StoreError::WriteFailed(message.clone())));
@@ -113,17 +108,17 @@ fn run(
     while jobs.blocking_recv_many(&mut drained, MAX_BATCH) > 0 {
         let Drained {
             appends: batch,
-            notifications,
+            side,
             barriers,
         } = split_batch(std::mem::take(&mut drained));
-        let outcome = if batch.is_empty() && notifications.is_empty() {
+        let outcome = if batch.is_empty() && side.is_empty() {
             Ok(Applied {
                 appends: Vec::new(),
-                notifications: Vec::new(),
+                side: Vec::new(),
             })
         } else {
             let started = Instant::now();
-            let outcome = apply(&mut conn, &batch, &notifications).map_err(|err| {
+            let outcome = apply(&mut conn, &batch, &side).map_err(|err| {
                 tracing::error!(error = %err, size = batch.len(), "append batch failed");
                 err.to_string()
             });
@@ -134,7 +129,7 @@ fn run(
         };
         let finished = Finished {
             batch,
-            notifications,
+            side,
             outcome,
             barriers,
         };
@@ -153,13 +148,14 @@ fn run(
 /// idempotency check is the insert itself (`ON CONFLICT DO NOTHING`), with
 /// a lookup only for an actual retry.
 ///
-/// Notification writes share the transaction (and its fsync), each in its
-/// own savepoint: one that fails (its user deleted meanwhile) is answered
-/// with its error and takes no message down with it.
+/// Side writes (notifications, outbox claims and finishes) share the
+/// transaction (and its fsync), each in its own savepoint: one that fails
+/// (a notification's user deleted meanwhile) is answered with its error
+/// and takes no message down with it.
 fn apply(
     conn: &mut Connection,
     batch: &[AppendJob],
-    notifications: &[NotificationsJob],
+    side: &[SideJob],
 ) -> Result<Applied, StoreError> {
     let mut tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -239,10 +235,10 @@ fn apply(
         .and_then(|mut stmt| stmt.execute(params![room_id, user_id, read_seq, read_count]))
         .map_err(sqlite_error)?;
     }
-    let mut stored = Vec::with_capacity(notifications.len());
-    for job in notifications {
+    let mut stored = Vec::with_capacity(side.len());
+    for job in side {
         let mut savepoint = tx.savepoint().map_err(sqlite_error)?;
-        let result = insert_notifications(&savepoint, &job.notifications, &job.deliveries);
+        let result = side_write(&savepoint, &job.write);
         if result.is_ok() {
             savepoint.commit().map_err(sqlite_error)?;
         } else {
@@ -253,8 +249,42 @@ fn apply(
     tx.commit().map_err(sqlite_error)?;
     Ok(Applied {
         appends: results,
-        notifications: stored,
+        side: stored,
     })
+}
+
+fn side_write(conn: &Connection, write: &SideWrite) -> Result<Vec<Uuid>, StoreError> {
+    match write {
+        SideWrite::Notifications {
+            notifications,
+            deliveries,
+        } => insert_notifications(conn, notifications, deliveries).map(|()| Vec::new()),
+        SideWrite::Claim {
+            now_ms,
+            lease_ms,
+            limit,
+        } => conn
+            .prepare_cached(
+                "UPDATE push_deliveries SET claimed_until_ms = ?2, attempts = attempts + 1 \
+                 WHERE id IN (SELECT id FROM push_deliveries \
+                   WHERE next_attempt_at_ms <= ?1 AND claimed_until_ms <= ?1 \
+                   ORDER BY next_attempt_at_ms LIMIT ?3) RETURNING id",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(params![now_ms, now_ms + lease_ms, limit], |row| row.get(0))?
+                    .collect()
+            })
+            .map_err(sqlite_error),
+        SideWrite::Finish { ids } => {
+            let mut delete = conn
+                .prepare_cached("DELETE FROM push_deliveries WHERE id = ?1")
+                .map_err(sqlite_error)?;
+            for id in ids {
+                delete.execute(params![id]).map_err(sqlite_error)?;
+            }
+            Ok(Vec::new())
+        }
+    }
 }
 
 fn insert_notifications(

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::oneshot;
+use uuid::Uuid;
 
 use crate::{
     AppendStats, Appended, NewDelivery, NewMessage, NotificationRecord, OnCommit, StoreError,
@@ -22,21 +23,37 @@ pub(crate) struct AppendJob {
     pub(crate) reply: oneshot::Sender<Result<Appended, StoreError>>,
 }
 
-/// Notification records and their outbox deliveries, stored in the
-/// writer's next transaction. Only the SQLite writer takes these: SQLite
-/// has one write lock, and a second writer (the push recorder on its own
-/// connection) would make the message writer wait for it and its fsync.
-/// PostgreSQL locks rows, so its store writes notifications on the pool.
-pub(crate) struct NotificationsJob {
-    pub(crate) notifications: Vec<NotificationRecord>,
-    pub(crate) deliveries: Vec<NewDelivery>,
-    pub(crate) reply: oneshot::Sender<Result<(), StoreError>>,
+/// A write beside the appends, done in the writer's next transaction. Only
+/// the SQLite writer takes these: SQLite has one write lock, and a second
+/// writer (the push recorder or the outbox worker on their own
+/// connections) would make the message writer wait for it and its fsync.
+/// PostgreSQL locks rows, so its store does these on the pool.
+pub(crate) struct SideJob {
+    pub(crate) write: SideWrite,
+    /// The claimed delivery ids for `Claim`, empty otherwise.
+    pub(crate) reply: oneshot::Sender<Result<Vec<Uuid>, StoreError>>,
+}
+
+pub(crate) enum SideWrite {
+    /// Notification records and their outbox deliveries.
+    Notifications {
+        notifications: Vec<NotificationRecord>,
+        deliveries: Vec<NewDelivery>,
+    },
+    /// Claims up to `limit` due deliveries until `now_ms + lease_ms`.
+    Claim {
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    },
+    /// Deletes finished deliveries.
+    Finish { ids: Vec<Uuid> },
 }
 
 /// What the writer (SQLite thread or PostgreSQL task) is asked to do.
 pub(crate) enum WriterJob {
     Append(AppendJob),
-    Notifications(NotificationsJob),
+    Side(SideJob),
     /// Answered once every append queued before it has committed (or
     /// failed) and its hook has run.
     Barrier(oneshot::Sender<()>),
@@ -72,7 +89,7 @@ impl WriterCounters {
 /// A drained batch, by kind of job.
 pub(crate) struct Drained {
     pub(crate) appends: Vec<AppendJob>,
-    pub(crate) notifications: Vec<NotificationsJob>,
+    pub(crate) side: Vec<SideJob>,
     pub(crate) barriers: Vec<oneshot::Sender<()>>,
 }
 
@@ -82,13 +99,13 @@ pub(crate) struct Drained {
 pub(crate) fn split_batch(jobs: Vec<WriterJob>) -> Drained {
     let mut drained = Drained {
         appends: Vec::with_capacity(jobs.len()),
-        notifications: Vec::new(),
+        side: Vec::new(),
         barriers: Vec::new(),
     };
     for job in jobs {
         match job {
             WriterJob::Append(append) => drained.appends.push(append),
-            WriterJob::Notifications(job) => drained.notifications.push(job),
+            WriterJob::Side(job) => drained.side.push(job),
             WriterJob::Barrier(done) => drained.barriers.push(done),
         }
     }

@@ -6,19 +6,6 @@ use uuid::Uuid;
 
 use crate::*;
 
-/// Claiming due deliveries must not hand one to two workers. SQLite's
-/// write transaction excludes every other writer already; on PostgreSQL
-/// the candidate rows are locked, and rows another node has locked are
-/// skipped rather than waited for.
-macro_rules! lock_due_rows {
-    (sqlite) => {
-        ""
-    };
-    (postgres) => {
-        " FOR UPDATE SKIP LOCKED"
-    };
-}
-
 macro_rules! notification_columns {
     ($prefix:literal) => {
         concat!(
@@ -126,23 +113,50 @@ impl ClaimedRow {
 
 impl SqliteStore {
     /// Through the writer thread, in its next transaction (see
-    /// `writer::NotificationsJob` for why).
-    async fn store_notifications(
-        &self,
-        notifications: &[NotificationRecord],
-        deliveries: &[NewDelivery],
-    ) -> Result<(), StoreError> {
+    /// `writer::SideJob` for why).
+    async fn side_write(&self, write: crate::writer::SideWrite) -> Result<Vec<Uuid>, StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job = crate::writer::WriterJob::Notifications(crate::writer::NotificationsJob {
-            notifications: notifications.to_vec(),
-            deliveries: deliveries.to_vec(),
-            reply,
-        });
+        let job = crate::writer::WriterJob::Side(crate::writer::SideJob { write, reply });
         self.appender
             .send(job)
             .await
             .map_err(|_| StoreError::writer_stopped())?;
         answer.await.map_err(|_| StoreError::writer_stopped())?
+    }
+
+    async fn store_notifications(
+        &self,
+        notifications: &[NotificationRecord],
+        deliveries: &[NewDelivery],
+    ) -> Result<(), StoreError> {
+        self.side_write(crate::writer::SideWrite::Notifications {
+            notifications: notifications.to_vec(),
+            deliveries: deliveries.to_vec(),
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// SQLite's write transaction excludes every other writer: no two
+    /// workers get one delivery.
+    async fn claim_ids(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        self.side_write(crate::writer::SideWrite::Claim {
+            now_ms,
+            lease_ms,
+            limit,
+        })
+        .await
+    }
+
+    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        self.side_write(crate::writer::SideWrite::Finish { ids: ids.to_vec() })
+            .await
+            .map(|_| ())
     }
 }
 
@@ -188,6 +202,40 @@ impl PgStore {
             query.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// The candidate rows are locked, and rows another node has locked are
+    /// skipped rather than waited for: no two nodes get one delivery.
+    async fn claim_ids(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let claimed: Vec<(Uuid,)> = sqlx::query_as(
+            "UPDATE push_deliveries SET claimed_until_ms = $2, attempts = attempts + 1 \
+             WHERE id IN (SELECT id FROM push_deliveries \
+               WHERE next_attempt_at_ms <= $1 AND claimed_until_ms <= $1 \
+               ORDER BY next_attempt_at_ms LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id",
+        )
+        .bind(now_ms)
+        .bind(now_ms + lease_ms)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(claimed.into_iter().map(|(id,)| id).collect())
+    }
+
+    async fn delete_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
+        let mut query =
+            sqlx::QueryBuilder::<sqlx::Postgres>::new("DELETE FROM push_deliveries WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        query.push(")");
+        query.build().execute(&self.pool).await?;
         Ok(())
     }
 }
@@ -296,20 +344,7 @@ macro_rules! impl_notifications {
             }
 
             async fn claim_deliveries(&self, now_ms: i64, lease_ms: i64, limit: u32) -> Result<Vec<ClaimedDelivery>, StoreError> {
-                let mut tx = self.begin_write().await?;
-                let claimed: Vec<(Uuid,)> = sqlx::query_as(concat!(
-                    "UPDATE push_deliveries SET claimed_until_ms = $2, attempts = attempts + 1 \
-                     WHERE id IN (SELECT id FROM push_deliveries \
-                       WHERE next_attempt_at_ms <= $1 AND claimed_until_ms <= $1 \
-                       ORDER BY next_attempt_at_ms LIMIT $3",
-                    lock_due_rows!($backend),
-                    ") RETURNING id"
-                ))
-                .bind(now_ms)
-                .bind(now_ms + lease_ms)
-                .bind(i64::from(limit))
-                .fetch_all(&mut *tx)
-                .await?;
+                let claimed = self.claim_ids(now_ms, lease_ms, limit).await?;
                 if claimed.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -328,12 +363,12 @@ macro_rules! impl_notifications {
                      WHERE d.id IN ("
                 ));
                 let mut ids = query.separated(", ");
-                for (id,) in &claimed {
+                for id in &claimed {
                     ids.push_bind(*id);
                 }
                 query.push(") ORDER BY d.next_attempt_at_ms");
-                let rows: Vec<ClaimedRow> = query.build_query_as().fetch_all(&mut *tx).await?;
-                tx.commit().await?;
+                // After the claim's commit: the lease keeps the rows ours.
+                let rows: Vec<ClaimedRow> = query.build_query_as().fetch_all(&self.pool).await?;
                 Ok(rows.into_iter().map(ClaimedRow::into_claimed).collect())
             }
 
@@ -349,14 +384,7 @@ macro_rules! impl_notifications {
                 if ids.is_empty() {
                     return Ok(());
                 }
-                let mut query = sqlx::QueryBuilder::<$db>::new("DELETE FROM push_deliveries WHERE id IN (");
-                let mut list = query.separated(", ");
-                for id in ids {
-                    list.push_bind(*id);
-                }
-                query.push(")");
-                query.build().execute(&self.pool).await?;
-                Ok(())
+                self.delete_deliveries(ids).await
             }
 
             async fn retry_delivery(&self, id: Uuid, next_attempt_at_ms: i64) -> Result<(), StoreError> {
