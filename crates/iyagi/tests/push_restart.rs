@@ -112,24 +112,29 @@ async fn pending_pushes_survive_kill_dash_nine() {
         .await
         .unwrap();
     assert_eq!(registered.status(), 204);
-    let room: Value = http
-        .post(format!("{}/v1/rooms/direct", server.base))
-        .bearer_auth(alice["access_token"].as_str().unwrap())
-        .json(&json!({"user_id": bob["user_id"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let room = room["id"].as_str().unwrap().to_owned();
+    // One room per message: a room's waiting pushes collapse into its
+    // newest, and here every notification is to be pushed.
+    let count = 5;
+    let mut rooms = Vec::new();
+    for _ in 0..count {
+        let room: Value = http
+            .post(format!("{}/v1/rooms", server.base))
+            .bearer_auth(alice["access_token"].as_str().unwrap())
+            .json(&json!({"title": "group", "members": [bob["user_id"]]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        rooms.push(room["id"].as_str().unwrap().to_owned());
+    }
     let url = format!(
         "ws://127.0.0.1:{port}/v1/ws?access_token={}",
         alice["access_token"].as_str().unwrap()
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-    let count = 5;
-    for i in 0..count {
+    for (i, room) in rooms.iter().enumerate() {
         let frame = json!({"type": "send", "room_id": room, "client_msg_id": format!("c{i}"), "kind": "text", "content": {"text": format!("m{i}")}});
         ws.send(Message::Text(frame.to_string().into()))
             .await

@@ -24,7 +24,8 @@ use iyagi_protocol::now_ms;
 use iyagi_protocol::ws::ServerFrame;
 use iyagi_session::SessionStore;
 use iyagi_store::{
-    MemberRecord, NewDelivery, NotificationRecord, RoomKind, RoomRecord, Storage, StoreError,
+    MemberRecord, NewDelivery, NotificationRecord, PushProvider, RoomKind, RoomRecord, Storage,
+    StoreError,
 };
 use tokio::sync::{Notify, mpsc};
 use uuid::Uuid;
@@ -239,23 +240,34 @@ impl Recorder {
         for r in &registrations {
             by_user.entry(r.user_id).or_default().push(r);
         }
-        let deliveries: Vec<NewDelivery> = notifications
-            .iter()
-            .flat_map(|n| {
-                by_user
-                    .get(&n.user_id)
-                    .into_iter()
-                    .flatten()
-                    .map(move |r| NewDelivery {
+        // A device shows only a room's newest push: the round's pushes for
+        // one room and registration collapse into the newest here, and
+        // into a delivery still waiting in the outbox in the store.
+        let mut newest: HashMap<(Uuid, &str, PushProvider, String), NewDelivery> = HashMap::new();
+        for n in &notifications {
+            let collapse_key = collapse_key(n);
+            for r in by_user.get(&n.user_id).into_iter().flatten() {
+                newest.insert(
+                    (
+                        r.user_id,
+                        r.device_id.as_str(),
+                        r.provider,
+                        collapse_key.clone(),
+                    ),
+                    NewDelivery {
                         id: Uuid::now_v7(),
                         notification_id: n.id,
                         user_id: r.user_id,
                         device_id: r.device_id.clone(),
                         provider: r.provider,
+                        collapse_key: collapse_key.clone(),
                         next_attempt_at_ms: now,
-                    })
-            })
-            .collect();
+                    },
+                );
+            }
+        }
+        let mut deliveries: Vec<NewDelivery> = newest.into_values().collect();
+        deliveries.sort_by_key(|d| d.id);
         self.store
             .append_notifications(&notifications, &deliveries)
             .await?;
@@ -339,6 +351,12 @@ impl Recorder {
                 .deliver(&[count.user_id], Delivery::Frame(frame.into()));
         }
     }
+}
+
+/// What a notification's pushes collapse by: its room (the collapse key
+/// the providers are given too), or itself when it has none.
+pub(crate) fn collapse_key(n: &NotificationRecord) -> String {
+    n.room_id.unwrap_or(n.id).to_string()
 }
 
 #[async_trait]

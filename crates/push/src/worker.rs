@@ -231,9 +231,7 @@ impl OutboxWorker {
         };
         let push = OutgoingPush {
             notification_id: notification.id,
-            collapse_key: notification
-                .room_id
-                .map_or_else(|| notification.id.to_string(), |r| r.to_string()),
+            collapse_key: crate::service::collapse_key(notification),
             title,
             body,
             badge: delivery.badge,

@@ -395,6 +395,12 @@ pub struct NewDelivery {
     pub user_id: Uuid,
     pub device_id: String,
     pub provider: PushProvider,
+    /// Pushes with one key collapse while they wait: when the registration
+    /// already has a fresh (never tried, unclaimed) delivery with this
+    /// key, that delivery takes this notification over (if it is the
+    /// newer) instead of a second row being added. A room's id, for
+    /// message notifications (a device shows only a room's newest push).
+    pub collapse_key: String,
     pub next_attempt_at_ms: i64,
 }
 

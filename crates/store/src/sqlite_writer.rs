@@ -314,10 +314,11 @@ fn insert_notifications(
             .map_err(sqlite_error)?;
     }
     let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO push_deliveries (id, notification_id, user_id, device_id, provider, next_attempt_at_ms, created_at_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        )
+        .prepare_cached(concat!(
+            "INSERT INTO push_deliveries (id, notification_id, user_id, device_id, provider, collapse_key, next_attempt_at_ms, created_at_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+            crate::sql::notifications::collapse_into_fresh_delivery!()
+        ))
         .map_err(sqlite_error)?;
     for d in deliveries {
         insert
@@ -327,6 +328,7 @@ fn insert_notifications(
                 d.user_id,
                 d.device_id,
                 d.provider.as_str(),
+                d.collapse_key,
                 d.next_attempt_at_ms
             ])
             .map_err(sqlite_error)?;

@@ -190,12 +190,20 @@ async fn the_push_scenarios_run_against_a_fake_fcm() {
     )
     .await
     .unwrap();
+    // Every member gets the newest message's push; earlier ones may have
+    // collapsed into it while waiting, but never more than were due.
     assert_eq!(
-        push.get_u64("notifications_delivered"),
-        push.get_u64("notifications_expected"),
+        push.get_u64("newest_message_pushed_to"),
+        Some(4),
         "{}",
         push.human()
     );
+    assert!(
+        push.get_u64("notifications_delivered") <= push.get_u64("notifications_expected"),
+        "{}",
+        push.human()
+    );
+    assert!(push.notes.is_empty(), "{}", push.human());
     assert!(
         push.get_f64("commit_to_provider_p99_us").is_some(),
         "{}",

@@ -378,6 +378,13 @@ async fn apns_gets_what_apple_checks() {
     let room = app.direct_room(&alice, &bob).await;
     let mut alice_ws = WsClient::connect_live(&app, &alice).await;
     alice_ws.say(&room, "a1", "first").await;
+    // The first push is sent before the second message (a room's waiting
+    // pushes would collapse into the newest).
+    assert!(
+        eventually(WAIT, || fakes.apns.accepted().len() == 1).await,
+        "{:?}",
+        fakes.apns.rejected()
+    );
     alice_ws.say(&room, "a2", "second").await;
     assert!(
         eventually(WAIT, || fakes.apns.accepted().len() >= 2).await,
@@ -675,31 +682,38 @@ async fn failures_are_retried_or_not_as_they_deserve() {
 }
 
 #[tokio::test]
-async fn a_room_read_elsewhere_is_not_pushed() {
+async fn a_rooms_waiting_pushes_collapse_and_a_room_read_elsewhere_is_not_pushed() {
     let db = iyagi_testkit::TestDb::sqlite();
     let fakes = Fakes::start().await;
     let mut settings = test_settings(&db.url);
     fakes.configure(&mut settings);
-    // A node that records but does not deliver, so the read comes first.
+    // A node that records but does not deliver, so the pushes wait (and
+    // the read comes first).
     settings.push.worker = false;
     let app = TestApp::spawn_with(settings.clone()).await;
     let alice = app.user("alice", "phone").await;
+    let carol = app.user("carol", "phone").await;
     let bob = app.user("bob", "phone").await;
     let bob_laptop = app.user("bob", "laptop").await;
     register_fcm(&app, &bob, "bob-phone-token").await;
     let room = app.direct_room(&alice, &bob).await;
+    let carols = app.direct_room(&carol, &bob).await;
     let mut alice_ws = WsClient::connect_live(&app, &alice).await;
-    let first = alice_ws.say(&room, "s1", "read me").await;
-    let second = alice_ws.say(&room, "s2", "and me").await;
-    inbox_with(&app, &bob, 2).await;
+    let mut carol_ws = WsClient::connect_live(&app, &carol).await;
+    alice_ws.say(&room, "s1", "one").await;
+    alice_ws.say(&room, "s2", "two").await;
+    let newest = alice_ws.say(&room, "s3", "three").await;
+    let carols_message = carol_ws.say(&carols, "c1", "read me").await;
+    inbox_with(&app, &bob, 4).await;
     assert_eq!(
         metric(&app.metrics_text().await, "iyagi_push_outbox_depth", &[]),
-        2.0
+        2.0,
+        "alice's three waiting pushes collapsed into one; carol's one"
     );
-    // Bob reads the first on his laptop.
+    // Bob reads carol's message on his laptop.
     let mut laptop = WsClient::connect_live(&app, &bob_laptop).await;
     laptop
-        .send(json!({"type": "read", "ref": "r", "room_id": room, "seq": first["seq"]}))
+        .send(json!({"type": "read", "ref": "r", "room_id": carols, "seq": carols_message["seq"]}))
         .await;
     laptop.expect_type("read_ack").await;
     app.stop().await;
@@ -709,8 +723,21 @@ async fn a_room_read_elsewhere_is_not_pushed() {
     assert!(eventually(WAIT, || fakes.fcm.accepted().len() == 1).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let accepted = fakes.fcm.accepted();
-    assert_eq!(accepted.len(), 1, "only the unread message is pushed");
-    assert_eq!(accepted[0]["data"]["seq"], second["seq"].to_string());
+    assert_eq!(
+        accepted.len(),
+        1,
+        "one push for alice's room, none for carol's"
+    );
+    assert_eq!(accepted[0]["data"]["room_id"], room.as_str());
+    assert_eq!(accepted[0]["data"]["seq"], newest["seq"].to_string());
+    assert_eq!(accepted[0]["notification"]["body"], "three");
+    // The badge counts all three unread.
+    assert_eq!(
+        accepted[0]["android"]["notification"]["notification_count"],
+        3
+    );
+    // The inbox keeps every notification.
+    assert_eq!(inbox(&app, &bob, "").await["unread"], 4);
     let metrics = app.metrics_text().await;
     assert_eq!(
         metric(
@@ -749,11 +776,16 @@ async fn two_nodes_share_the_outbox_exactly_once() {
         members.push(member);
     }
     let refs: Vec<&Tokens> = members.iter().collect();
-    let room = group_room(&node_a, &author, &refs).await;
+    // One room per message: a room's waiting pushes would collapse into
+    // its newest, and here every notification is to be pushed.
+    let mut rooms = Vec::new();
+    for _ in 0..25 {
+        rooms.push(group_room(&node_a, &author, &refs).await);
+    }
     let mut author_ws = WsClient::connect_live(&node_a, &author).await;
-    for i in 0..25 {
+    for (i, room) in rooms.iter().enumerate() {
         author_ws
-            .say(&room, &format!("m{i}"), &format!("message {i}"))
+            .say(room, &format!("m{i}"), &format!("message {i}"))
             .await;
     }
     let total = 6 * 25;

@@ -44,21 +44,28 @@ CREATE TABLE notification_reads (
     updated_at_ms BIGINT NOT NULL
 );
 
--- The durable outbox: one row per (notification, registration) still to
--- be delivered. A worker claims due rows for a lease, sends, and deletes
--- them (or reschedules them with backoff).
+-- The durable outbox: one row per push still to be sent to a registration.
+-- A worker claims due rows for a lease, sends, and deletes them (or
+-- reschedules them with backoff). Pushes collapse while they wait: a
+-- registration has at most one fresh (never tried, unclaimed) row per
+-- collapse key (a room), and a newer notification for it takes that row
+-- over (the device would show only the newest of a room anyway); every
+-- notification stays in `notifications`.
 CREATE TABLE push_deliveries (
     id                 BLOB PRIMARY KEY,
     notification_id    BLOB NOT NULL REFERENCES notifications(id) ON DELETE CASCADE,
     user_id            BLOB NOT NULL,
     device_id          TEXT NOT NULL,
     provider           TEXT NOT NULL,
+    collapse_key       TEXT NOT NULL,
     attempts           INTEGER NOT NULL DEFAULT 0,
     next_attempt_at_ms BIGINT NOT NULL,
     claimed_until_ms   BIGINT NOT NULL DEFAULT 0,
     created_at_ms      BIGINT NOT NULL
 );
 CREATE INDEX push_deliveries_due ON push_deliveries (next_attempt_at_ms);
+CREATE UNIQUE INDEX push_deliveries_fresh ON push_deliveries (user_id, device_id, provider, collapse_key)
+    WHERE attempts = 0 AND claimed_until_ms = 0;
 
 -- Per-user push preferences.
 CREATE TABLE user_preferences (

@@ -47,7 +47,7 @@ macro_rules! message_columns {
 mod devices;
 mod keys;
 mod messages;
-mod notifications;
+pub(crate) mod notifications;
 mod open;
 mod push;
 mod rooms;

@@ -31,6 +31,21 @@ macro_rules! notification_columns {
     };
 }
 
+/// Appended to a deliveries INSERT: a registration's fresh delivery with
+/// the same collapse key takes the newer notification over instead of a
+/// second row (see `NewDelivery::collapse_key`). The predicate names the
+/// partial unique index `push_deliveries_fresh`. A macro, so both
+/// backends' statements can `concat!` it.
+macro_rules! collapse_into_fresh_delivery {
+    () => {
+        " ON CONFLICT (user_id, device_id, provider, collapse_key) \
+         WHERE attempts = 0 AND claimed_until_ms = 0 \
+         DO UPDATE SET notification_id = excluded.notification_id \
+         WHERE push_deliveries.notification_id < excluded.notification_id"
+    };
+}
+pub(crate) use collapse_into_fresh_delivery;
+
 /// A claimed delivery with its notification and (maybe) its registration.
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
@@ -186,9 +201,28 @@ impl PgStore {
             });
             query.build().execute(&mut *tx).await?;
         }
-        for chunk in deliveries.chunks(100) {
+        // One statement may not upsert a row twice on PostgreSQL: deliveries
+        // that collapse into each other are collapsed here first (the
+        // newest notification wins, as the upsert would decide).
+        let mut newest: std::collections::HashMap<(Uuid, &str, PushProvider, &str), &NewDelivery> =
+            std::collections::HashMap::new();
+        for d in deliveries {
+            let key = (
+                d.user_id,
+                d.device_id.as_str(),
+                d.provider,
+                d.collapse_key.as_str(),
+            );
+            let entry = newest.entry(key).or_insert(d);
+            if entry.notification_id < d.notification_id {
+                *entry = d;
+            }
+        }
+        let mut collapsed: Vec<&NewDelivery> = newest.into_values().collect();
+        collapsed.sort_by_key(|d| d.id);
+        for chunk in collapsed.chunks(100) {
             let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-                "INSERT INTO push_deliveries (id, notification_id, user_id, device_id, provider, next_attempt_at_ms, created_at_ms) ",
+                "INSERT INTO push_deliveries (id, notification_id, user_id, device_id, provider, collapse_key, next_attempt_at_ms, created_at_ms) ",
             );
             query.push_values(chunk, |mut row, d| {
                 row.push_bind(d.id)
@@ -196,9 +230,11 @@ impl PgStore {
                     .push_bind(d.user_id)
                     .push_bind(&d.device_id)
                     .push_bind(d.provider)
+                    .push_bind(&d.collapse_key)
                     .push_bind(d.next_attempt_at_ms)
                     .push_bind(d.next_attempt_at_ms);
             });
+            query.push(collapse_into_fresh_delivery!());
             query.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;

@@ -1393,6 +1393,8 @@ pub async fn the_outbox_hands_each_delivery_to_one_worker_at_a_time(store: Arc<d
         user_id: u.id,
         device_id: device.to_owned(),
         provider: PushProvider::Fcm,
+        // Distinct keys: none of these collapse into another.
+        collapse_key: Uuid::now_v7().to_string(),
         next_attempt_at_ms: at,
     };
     let due = delivery("phone", NOW);
@@ -1477,6 +1479,116 @@ pub async fn the_outbox_hands_each_delivery_to_one_worker_at_a_time(store: Arc<d
     );
 }
 
+pub async fn a_rooms_waiting_pushes_collapse_into_the_newest(store: Arc<dyn Storage>) {
+    let u = user(&store, "collapse_user").await;
+    store
+        .record_login(&login(u.id, "phone", b"c1"))
+        .await
+        .unwrap();
+    store
+        .put_registration(&registration(u.id, "phone", PushProvider::Fcm, "tok"))
+        .await
+        .unwrap();
+    let room = Uuid::now_v7();
+    let in_room = |at| NotificationRecord {
+        room_id: Some(room),
+        ..notification(u.id, at)
+    };
+    let delivery = |n: &NotificationRecord, device: &str, key: &str| NewDelivery {
+        id: Uuid::now_v7(),
+        notification_id: n.id,
+        user_id: u.id,
+        device_id: device.to_owned(),
+        provider: PushProvider::Fcm,
+        collapse_key: key.to_owned(),
+        next_attempt_at_ms: NOW,
+    };
+    let key = room.to_string();
+    let (first, second, third) = (in_room(NOW), in_room(NOW + 1), in_room(NOW + 2));
+    store
+        .append_notifications(
+            std::slice::from_ref(&first),
+            &[delivery(&first, "phone", &key)],
+        )
+        .await
+        .unwrap();
+    // The second and third come in one call, the third's delivery first:
+    // the newest notification wins whatever the order.
+    store
+        .append_notifications(
+            &[second.clone(), third.clone()],
+            &[
+                delivery(&third, "phone", &key),
+                delivery(&second, "phone", &key),
+                delivery(&second, "tablet", &key),
+                delivery(&second, "phone", "another-room"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_stats().await.unwrap().pending,
+        3,
+        "phone+room, tablet+room, phone+another room"
+    );
+    let claimed = store.claim_deliveries(NOW, 30_000, 10).await.unwrap();
+    let mut got: Vec<(String, Uuid)> = claimed
+        .iter()
+        .map(|c| {
+            (
+                c.registration
+                    .as_ref()
+                    .map_or("gone".to_owned(), |r| r.device_id.clone()),
+                c.notification.id,
+            )
+        })
+        .collect();
+    got.sort();
+    // (The tablet has no registration: its delivery comes without one.)
+    let mut expected = vec![
+        ("gone".to_owned(), second.id),
+        ("phone".to_owned(), second.id),
+        ("phone".to_owned(), third.id),
+    ];
+    expected.sort();
+    assert_eq!(got, expected, "the phone's room push is the newest");
+    // Claimed (in flight): a newer notification gets a row of its own.
+    let fourth = in_room(NOW + 3);
+    store
+        .append_notifications(
+            std::slice::from_ref(&fourth),
+            &[delivery(&fourth, "phone", &key)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_stats().await.unwrap().pending, 4);
+    // A delivery waiting for its retry is not taken over either.
+    let phone = claimed
+        .iter()
+        .find(|c| c.notification.id == third.id)
+        .unwrap();
+    store.retry_delivery(phone.id, NOW + 10).await.unwrap();
+    let fifth = in_room(NOW + 4);
+    store
+        .append_notifications(
+            std::slice::from_ref(&fifth),
+            &[delivery(&fifth, "phone", &key)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_stats().await.unwrap().pending,
+        4,
+        "the fifth took the fourth's fresh row over"
+    );
+    let due = store.claim_deliveries(NOW + 10, 30_000, 10).await.unwrap();
+    let mut ids: Vec<Uuid> = due.iter().map(|c| c.notification.id).collect();
+    ids.sort();
+    assert_eq!(ids, vec![third.id, fifth.id]);
+    // Every notification stays in the inbox.
+    assert_eq!(store.notifications(u.id, None, 10).await.unwrap().len(), 5);
+}
+
 pub async fn concurrent_claims_never_share_a_delivery(store: Arc<dyn Storage>) {
     let u = user(&store, "claim_user").await;
     let n = notification(u.id, NOW);
@@ -1487,6 +1599,7 @@ pub async fn concurrent_claims_never_share_a_delivery(store: Arc<dyn Storage>) {
             user_id: u.id,
             device_id: "d".to_owned(),
             provider: PushProvider::Fcm,
+            collapse_key: Uuid::now_v7().to_string(),
             next_attempt_at_ms: NOW,
         })
         .collect();

@@ -54,6 +54,7 @@ storage_suite!(
     notifications_are_paged_counted_read_and_retired,
     the_outbox_hands_each_delivery_to_one_worker_at_a_time,
     concurrent_claims_never_share_a_delivery,
+    a_rooms_waiting_pushes_collapse_into_the_newest,
     mutes_and_the_total_unread_come_from_the_counters,
 );
 
