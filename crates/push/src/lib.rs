@@ -21,4 +21,4 @@ pub use service::PushService;
 pub use settings::{ApnsEnvironment, ApnsSettings, FcmSettings, PushSettings, WebPushSettings};
 pub use stats::PushStats;
 pub use text::BODY_MAX_CHARS;
-pub use worker::{OutboxWorker, WorkerSettings};
+pub use worker::{OutboxWorker, WorkerPriority, WorkerSettings};

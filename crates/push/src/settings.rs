@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::worker::WorkerSettings;
+use crate::worker::{WorkerPriority, WorkerSettings};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -35,6 +35,9 @@ pub struct PushSettings {
     pub retention_check_secs: u64,
     /// Each provider request gives up after this long (and is retried).
     pub request_timeout_ms: u64,
+    /// The worker thread's CPU priority: `idle` (default; Linux
+    /// `SCHED_IDLE`), `low` (nice 10) or `normal`.
+    pub worker_priority: WorkerPriority,
     pub fcm: Option<FcmSettings>,
     pub apns: Option<ApnsSettings>,
     pub webpush: WebPushSettings,
@@ -55,6 +58,7 @@ impl Default for PushSettings {
             retention_secs: worker.retention.as_secs(),
             retention_check_secs: worker.retention_check.as_secs(),
             request_timeout_ms: 10_000,
+            worker_priority: worker.priority,
             fcm: None,
             apns: None,
             webpush: WebPushSettings::default(),
@@ -74,6 +78,7 @@ impl PushSettings {
             poll: Duration::from_millis(self.poll_ms),
             retention: Duration::from_secs(self.retention_secs),
             retention_check: Duration::from_secs(self.retention_check_secs),
+            priority: self.worker_priority,
         }
     }
 

@@ -37,6 +37,24 @@ pub struct WorkerSettings {
     /// Notifications older than this are deleted, every `retention_check`.
     pub retention: Duration,
     pub retention_check: Duration,
+    /// The worker thread's CPU priority (see [`WorkerPriority`]).
+    pub priority: WorkerPriority,
+}
+
+/// How the outbox worker's thread competes for CPU with the message path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerPriority {
+    /// Linux `SCHED_IDLE`: the worker runs on CPU nothing else wants, and
+    /// yields at once to any other thread that wakes. A CPU-bound node
+    /// delays its pushes (they wait in the outbox, where a room's collapse
+    /// into its newest) instead of its messages.
+    #[default]
+    Idle,
+    /// Nice 10: a small share of a busy CPU.
+    Low,
+    /// The same priority as the rest of the server.
+    Normal,
 }
 
 impl Default for WorkerSettings {
@@ -55,6 +73,7 @@ impl Default for WorkerSettings {
             poll: Duration::from_secs(1),
             retention: Duration::from_secs(30 * 24 * 3600),
             retention_check: Duration::from_secs(3600),
+            priority: WorkerPriority::default(),
         }
     }
 }
@@ -94,10 +113,11 @@ impl OutboxWorker {
     }
 
     /// Runs [`run`](Self::run) on a thread of its own, with its own
-    /// runtime, at a lower scheduling priority (nice 10): the provider
-    /// requests (TLS, HTTP, JSON, signing) are the bulk of push's CPU, and
-    /// when the node is CPU-bound they must yield to the message path;
-    /// the pushes then wait in the durable outbox, late but not lost.
+    /// runtime, at a lower scheduling priority (`settings.priority`): the
+    /// provider requests (TLS, HTTP, JSON, signing) are the bulk of push's
+    /// CPU, and when the node is CPU-bound they must yield to the message
+    /// path; the pushes then wait in the durable outbox, late but not
+    /// lost, and a room's waiting pushes collapse into its newest.
     /// The answer resolves when the worker has stopped.
     pub fn start_background(
         self,
@@ -110,7 +130,7 @@ impl OutboxWorker {
         std::thread::Builder::new()
             .name("iyagi-push-outbox".to_owned())
             .spawn(move || {
-                lower_this_threads_priority();
+                set_this_threads_priority(self.settings.priority);
                 runtime.block_on(self.run(shutdown));
                 let _ = stopped.send(());
             })?;
@@ -318,16 +338,26 @@ impl OutboxWorker {
     }
 }
 
-/// Nice 10 for the calling thread (on Linux, `setpriority` with
-/// `PRIO_PROCESS` and 0 acts on the calling thread only). Best effort: a
-/// failure leaves the normal priority.
-fn lower_this_threads_priority() {
+/// Sets the calling thread's scheduling priority (on Linux,
+/// `sched_setscheduler` and `setpriority` with 0 act on the calling thread
+/// only). Best effort: a failure leaves the normal priority.
+fn set_this_threads_priority(priority: WorkerPriority) {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: setpriority reads only its integer arguments.
-        let failed = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) } != 0;
+        let failed = match priority {
+            WorkerPriority::Normal => false,
+            WorkerPriority::Idle => {
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: reads only its arguments; `param` outlives the call.
+                unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 }
+            }
+            // SAFETY: setpriority reads only its integer arguments.
+            WorkerPriority::Low => unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 10) != 0 },
+        };
         if failed {
-            tracing::debug!("could not lower the push worker's priority");
+            tracing::warn!(?priority, "could not lower the push worker's priority");
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = priority;
 }

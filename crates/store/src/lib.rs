@@ -203,8 +203,8 @@ pub trait NotificationStore: Send + Sync {
         up_to: Uuid,
         now_ms: i64,
     ) -> Result<(), StoreError>;
-    /// Deletes notifications created before `cutoff_ms` (their pending
-    /// deliveries with them); returns how many.
+    /// Deletes notifications created before `cutoff_ms`, as their UUIDv7
+    /// ids tell (their pending deliveries with them); returns how many.
     async fn delete_notifications_before(&self, cutoff_ms: i64) -> Result<u64, StoreError>;
     /// Claims up to `limit` due deliveries for `lease_ms`: no other worker
     /// (on any node) gets them until the lease ends. Counts the attempt.

@@ -46,6 +46,17 @@ macro_rules! collapse_into_fresh_delivery {
 }
 pub(crate) use collapse_into_fresh_delivery;
 
+/// The smallest UUIDv7 of the millisecond `ms`: every id made before it
+/// sorts below (a v7 id starts with its unix milliseconds, big-endian), on
+/// both backends (SQLite compares the blobs, PostgreSQL the uuids,
+/// byte by byte).
+fn first_v7_id_at(ms: i64) -> Uuid {
+    let ms = u64::try_from(ms.max(0)).unwrap_or(0).min((1 << 48) - 1);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&ms.to_be_bytes()[2..]);
+    Uuid::from_bytes(bytes)
+}
+
 /// A claimed delivery with its notification and (maybe) its registration.
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
@@ -363,16 +374,14 @@ macro_rules! impl_notifications {
             }
 
             async fn delete_notifications_before(&self, cutoff_ms: i64) -> Result<u64, StoreError> {
+                let cutoff = first_v7_id_at(cutoff_ms);
                 let mut tx = self.begin_write().await?;
-                sqlx::query(
-                    "DELETE FROM push_deliveries WHERE notification_id IN \
-                     (SELECT id FROM notifications WHERE created_at_ms < $1)",
-                )
-                .bind(cutoff_ms)
-                .execute(&mut *tx)
-                .await?;
-                let done = sqlx::query("DELETE FROM notifications WHERE created_at_ms < $1")
-                    .bind(cutoff_ms)
+                sqlx::query("DELETE FROM push_deliveries WHERE notification_id < $1")
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?;
+                let done = sqlx::query("DELETE FROM notifications WHERE id < $1")
+                    .bind(cutoff)
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;

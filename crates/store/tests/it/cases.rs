@@ -1290,8 +1290,12 @@ pub async fn push_registrations_live_and_die_with_their_device(store: Arc<dyn St
 }
 
 fn notification(user_id: Uuid, created_at_ms: i64) -> NotificationRecord {
+    // The id carries the creation time, as the server's do (retention goes by id).
+    let at = u64::try_from(created_at_ms).unwrap();
+    let timestamp =
+        uuid::Timestamp::from_unix(uuid::NoContext, at / 1000, (at % 1000) as u32 * 1_000_000);
     NotificationRecord {
-        id: Uuid::now_v7(),
+        id: Uuid::new_v7(timestamp),
         user_id,
         kind: "message".to_owned(),
         room_id: Some(Uuid::now_v7()),
