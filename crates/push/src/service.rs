@@ -6,8 +6,9 @@
 //! decision tasks, started by commit hooks, so nothing here delays an
 //! `ack`); one recorder task gathers the decisions of a short window
 //! ([`LINGER`]) and stores them in ONE transaction, with one registrations
-//! query and one counts query per round, and room facts cached for a
-//! second. Per message, the notifications cost a few rows in the writer's
+//! query per round, and room facts cached for a second; the
+//! `notification` frames go at most once a second per user
+//! ([`FRAME_INTERVAL`]), with one counts query for the frames due. Per message, the notifications cost a few rows in the writer's
 //! transaction and nothing else: a store write (and a handful of reads)
 //! per message would compete with the message path for the same two cores
 //! and SQLite's single write lock, which is what push must not cost.
@@ -45,6 +46,12 @@ pub const LINGER: Duration = Duration::from_millis(10);
 pub const ROOM_FACTS_TTL: Duration = Duration::from_secs(1);
 /// Rooms cached at most (the cache is cleared when it is full).
 const ROOM_FACTS_MAX: usize = 10_000;
+/// A user gets at most one `notification` frame this often: the first
+/// notification after a quiet spell is announced in its round, later ones
+/// wait for the interval and are announced together (`added`). A frame
+/// per round would, in a busy conversation, add a frame per user every
+/// 10 ms on top of the messages themselves.
+pub const FRAME_INTERVAL: Duration = Duration::from_secs(1);
 /// The `notification` frame counts unread notifications up to this (so a
 /// frame costs the same whatever the backlog); the inbox's unread endpoint
 /// gives the exact count.
@@ -117,6 +124,71 @@ struct Recorder {
     room_facts: Arc<RoomFactsCache>,
 }
 
+/// The `notification` frames not sent yet, and when each user's last went.
+#[derive(Default)]
+struct FrameThrottle {
+    users: HashMap<Uuid, UserFrames>,
+}
+
+struct UserFrames {
+    last_sent: Option<Instant>,
+    /// Notifications added since the last frame, and the newest of them.
+    added: u32,
+    newest: Option<NotificationRecord>,
+}
+
+impl FrameThrottle {
+    fn add(&mut self, notifications: &[NotificationRecord]) {
+        for n in notifications {
+            let user = self.users.entry(n.user_id).or_insert(UserFrames {
+                last_sent: None,
+                added: 0,
+                newest: None,
+            });
+            user.added = user.added.saturating_add(1);
+            user.newest = Some(n.clone());
+        }
+    }
+
+    /// Takes the frames due now (their users marked as sent), and forgets
+    /// users with nothing pending whose interval has passed (so the map
+    /// holds only users notified within the last interval).
+    fn take_due(&mut self, now: Instant) -> Vec<(Uuid, u32, NotificationRecord)> {
+        let mut due = Vec::new();
+        self.users.retain(|user_id, user| {
+            let free = user
+                .last_sent
+                .is_none_or(|at| now.duration_since(at) >= FRAME_INTERVAL);
+            match (free, user.newest.take()) {
+                (true, Some(newest)) => {
+                    due.push((*user_id, user.added, newest));
+                    user.added = 0;
+                    user.last_sent = Some(now);
+                    true
+                }
+                (false, Some(newest)) => {
+                    user.newest = Some(newest);
+                    true
+                }
+                (free, None) => !free,
+            }
+        });
+        due
+    }
+
+    /// When the next pending frame comes due, if any is pending.
+    fn next_due(&self) -> Option<Instant> {
+        self.users
+            .values()
+            .filter(|user| user.newest.is_some())
+            .map(|user| {
+                user.last_sent
+                    .map_or_else(Instant::now, |at| at + FRAME_INTERVAL)
+            })
+            .min()
+    }
+}
+
 /// A room as the recorder needs it: what its pushes are titled, and which
 /// members muted it.
 struct RoomFacts {
@@ -159,7 +231,26 @@ impl RoomFactsCache {
 impl Recorder {
     async fn run(self, mut queue: mpsc::UnboundedReceiver<Decision>) {
         let mut round = Vec::with_capacity(ROUND_MAX);
-        while queue.recv_many(&mut round, ROUND_MAX).await > 0 {
+        let mut frames = FrameThrottle::default();
+        loop {
+            // Waits for decisions, or for the next held frame to come due.
+            let received = match frames.next_due() {
+                Some(due) => {
+                    let due = tokio::time::Instant::from_std(due);
+                    match tokio::time::timeout_at(due, queue.recv_many(&mut round, ROUND_MAX)).await
+                    {
+                        Ok(n) => n,
+                        Err(_) => {
+                            self.send_frames(frames.take_due(Instant::now())).await;
+                            continue;
+                        }
+                    }
+                }
+                None => queue.recv_many(&mut round, ROUND_MAX).await,
+            };
+            if received == 0 {
+                return;
+            }
             let deadline = tokio::time::Instant::now() + LINGER;
             while round.len() < ROUND_MAX {
                 let room_left = ROUND_MAX - round.len();
@@ -169,18 +260,22 @@ impl Recorder {
                     Ok(_) => {}
                 }
             }
-            if let Err(e) = self.record(&round).await {
+            match self.record(&round).await {
+                Ok(stored) => frames.add(&stored),
                 // The messages are stored; only these notifications are lost.
-                tracing::error!(error = %e, decisions = round.len(), "storing notifications failed");
+                Err(e) => {
+                    tracing::error!(error = %e, decisions = round.len(), "storing notifications failed")
+                }
             }
             round.clear();
+            self.send_frames(frames.take_due(Instant::now())).await;
         }
     }
 
     /// Stores a notification for each user due a push in `round` (but those
     /// who muted the room), with a delivery for each of their registrations,
-    /// in one transaction, and tells their online devices.
-    async fn record(&self, round: &[Decision]) -> Result<(), StoreError> {
+    /// in one transaction; returns them.
+    async fn record(&self, round: &[Decision]) -> Result<Vec<NotificationRecord>, StoreError> {
         let now = now_ms();
         let mut rooms: HashMap<Uuid, Option<Arc<RoomFacts>>> = HashMap::new();
         let mut notifications: Vec<NotificationRecord> = Vec::new();
@@ -230,7 +325,7 @@ impl Recorder {
             }));
         }
         if notifications.is_empty() {
-            return Ok(());
+            return Ok(notifications);
         }
         let mut users: Vec<Uuid> = notifications.iter().map(|n| n.user_id).collect();
         users.sort_unstable();
@@ -275,8 +370,7 @@ impl Recorder {
         if !deliveries.is_empty() {
             self.wake.notify_one();
         }
-        self.tell_online_devices(&users, &notifications).await;
-        Ok(())
+        Ok(notifications)
     }
 
     /// A room's title and mutes, from the cache or the store; `None` for a
@@ -306,10 +400,14 @@ impl Recorder {
         Ok(Some(facts))
     }
 
-    /// The `notification` frames, for recipients with a device online: one
-    /// per user and round, with the counts read in one query per round.
-    async fn tell_online_devices(&self, users: &[Uuid], notifications: &[NotificationRecord]) {
-        let online = match self.sessions.online_many(users).await {
+    /// The `notification` frames that came due, for users with a device
+    /// online, with the counts read in one query.
+    async fn send_frames(&self, due: Vec<(Uuid, u32, NotificationRecord)>) {
+        if due.is_empty() {
+            return;
+        }
+        let users: Vec<Uuid> = due.iter().map(|(user, _, _)| *user).collect();
+        let online = match self.sessions.online_many(&users).await {
             Ok(online) => online,
             Err(e) => {
                 tracing::warn!(error = %e, "session store unavailable: no notification frames");
@@ -331,18 +429,17 @@ impl Recorder {
                 return;
             }
         };
+        let due: HashMap<Uuid, (u32, NotificationRecord)> = due
+            .into_iter()
+            .map(|(user, added, newest)| (user, (added, newest)))
+            .collect();
         for count in counts {
-            // One frame per user and round: the newest of theirs, and how
-            // many were added (a frame per notification would double the
-            // frames of a busy conversation for no news).
-            let mut mine = notifications.iter().filter(|n| n.user_id == count.user_id);
-            let added = mine.clone().count();
-            let Some(newest) = mine.next_back() else {
+            let Some((added, newest)) = due.get(&count.user_id) else {
                 continue;
             };
             let frame = ServerFrame::Notification {
                 notification: crate::inbox::view(newest, None),
-                added: u32::try_from(added).unwrap_or(u32::MAX),
+                added: *added,
                 unread_notifications: count.unread_notifications,
                 badge: count.badge,
             };
@@ -381,5 +478,53 @@ impl PushNotifier for PushService {
         if self.decisions.send(decision).is_err() {
             tracing::warn!(room_id = %message.room_id, seq = message.seq, "push recorder stopped; a message goes without its notifications");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notification(user_id: Uuid) -> NotificationRecord {
+        NotificationRecord {
+            id: Uuid::now_v7(),
+            user_id,
+            kind: "message".to_owned(),
+            room_id: None,
+            message_id: None,
+            author_id: None,
+            seq: None,
+            payload: "{}".to_owned(),
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_users_frames_are_held_for_the_interval_and_announced_together() {
+        let (alice, bob) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut frames = FrameThrottle::default();
+        let start = Instant::now();
+        frames.add(&[notification(alice)]);
+        let due = frames.take_due(start);
+        assert_eq!(due.len(), 1, "the first goes at once");
+        assert_eq!((due[0].0, due[0].1), (alice, 1));
+        assert_eq!(frames.next_due(), None, "nothing pending");
+
+        let (second, third) = (notification(alice), notification(alice));
+        frames.add(&[second, third.clone(), notification(bob)]);
+        let due = frames.take_due(start + Duration::from_millis(10));
+        assert_eq!(
+            due.iter().map(|d| (d.0, d.1)).collect::<Vec<_>>(),
+            vec![(bob, 1)],
+            "alice's wait for her interval; bob's first goes"
+        );
+        assert_eq!(frames.next_due(), Some(start + FRAME_INTERVAL));
+        let due = frames.take_due(start + FRAME_INTERVAL);
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].0, due[0].1, due[0].2.id), (alice, 2, third.id));
+
+        // Users quiet for an interval are forgotten.
+        assert!(frames.take_due(start + FRAME_INTERVAL * 3).is_empty());
+        assert!(frames.users.is_empty());
     }
 }

@@ -364,6 +364,21 @@ pub async fn the_push_decision_end_to_end(b: Backends) {
     let last = fakes.fcm.accepted().last().cloned().unwrap();
     assert_eq!(last["notification"]["title"], "author");
     assert_eq!(last["notification"]["body"], "psst");
+
+    // Notifications in quick succession: at most a frame a second per
+    // user, each saying how many it announces.
+    author_ws.say(&room, "p3", "more").await;
+    author_ws.say(&room, "p4", "and more").await;
+    author_ws.say(&room, "p5", "still more").await;
+    let (mut announced, mut frames) = (0, 0);
+    while announced < 3 {
+        let frame = elsewhere_ws.expect_type("notification").await;
+        announced += frame["added"].as_u64().unwrap();
+        frames += 1;
+        assert!(frame["unread_notifications"].as_u64().unwrap() >= 2);
+    }
+    assert_eq!(announced, 3);
+    assert!(frames <= 2, "{frames} frames for three notifications");
     app.stop().await;
 }
 
