@@ -18,7 +18,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/iyagi-target}"
 new_bin="$CARGO_TARGET_DIR/release/iyagi"
 out="${BENCH_OUT:-/tmp/iyagi-bench-push.jsonl}"
 : > "$out"
-rounds="${ROUNDS:-2}"
+rounds="${ROUNDS:-4}"
 one() { # build-name bin config push(0/1) scenario args...
   local name=$1 bin=$2 config=$3 push=$4; shift 4
   local env=(BENCH_OUT=/tmp/iyagi-bench-push-one.jsonl SKIP_RELAY=1 IYAGI_BIN="$bin" IYAGI_BENCH_CONFIG="$config")
@@ -37,4 +37,18 @@ three() {
 three pairs --pairs 100 --window 16 --messages 3000
 three pairs --pairs 100 --messages 2000 --rate "${HALF_RATE:-20000}"
 ROUNDS=1 one push "$new_bin" crates/bench/iyagi-bench.toml 1 push --members 1000 --rate "${PUSH_RATE:-5}" --secs 10
+# Medians per build and scenario (the figures docs/benchmarks.md reports).
+python3 - "$out" <<'PY'
+import json, statistics, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+for rate in (False, True):
+    for build in ("base", "push-off", "push-on"):
+        runs = [r["figures"] for r in rows if r["build"] == build and r["scenario"] == "pairs"
+                and ("offered_messages_per_second" in r["figures"]) == rate]
+        if runs:
+            med = lambda k: statistics.median(f[k] for f in runs)
+            print("pairs", "at a fixed rate" if rate else "saturated", build,
+                  f"msg/s {med('delivered_per_second'):.0f}", f"p50 {med('latency_p50_us') / 1000:.1f} ms",
+                  f"p99 {med('latency_p99_us') / 1000:.1f} ms", f"cpu {med('server_cpu_us_per_delivered'):.1f} us/msg")
+PY
 echo "results: $out"
