@@ -2,86 +2,21 @@
 //! while sends are in flight; after a restart on the same database every
 //! acknowledged message is there, exactly once.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-/// A failed assertion must not leave a server running.
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(db: &str, port: u16) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iyagi"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            db,
-            "--log-level",
-            "warn",
-        ])
-        .env("IYAGI_AUTH__PASSWORD__MEMORY_KIB", "64")
-        .env("IYAGI_AUTH__PASSWORD__ITERATIONS", "1")
-        .env("IYAGI_WS__FRAMES_PER_SECOND", "100000")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start iyagi");
-    let base = format!("http://127.0.0.1:{port}");
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/healthz")).await.is_ok() {
-            return Server { child, base };
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("server did not start");
-}
-
-async fn login(http: &reqwest::Client, base: &str, name: &str) -> Value {
-    http.post(format!("{base}/v1/auth/register"))
-        .json(&json!({"username": name, "password": "crash-test-pw"}))
-        .send()
-        .await
-        .unwrap();
-    http.post(format!("{base}/v1/auth/login"))
-        .json(&json!({"username": name, "password": "crash-test-pw", "device": {"id": "d", "platform": "other"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+mod common;
+use common::{free_port, login, start};
 
 #[tokio::test]
 async fn acknowledged_messages_survive_kill_dash_nine() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/iyagi.db", dir.path().display());
     let port = free_port();
-    let mut server = start(&db, port).await;
+    let mut server = start(&db, port, &ws_settings()).await;
     let http = reqwest::Client::new();
     let alice = login(&http, &server.base, "alice").await;
     let bob = login(&http, &server.base, "bob").await;
@@ -154,7 +89,7 @@ async fn acknowledged_messages_survive_kill_dash_nine() {
     assert!(acked.len() >= 500, "acks before the kill: {}", acked.len());
     assert!(acked.len() < total, "the kill interrupted the run");
 
-    let mut server = start(&db, port).await;
+    let mut server = start(&db, port, &ws_settings()).await;
     let token = bob["access_token"].as_str().unwrap();
     let mut stored = Vec::new();
     let mut after = 0;
@@ -191,4 +126,9 @@ async fn acknowledged_messages_survive_kill_dash_nine() {
     }
     server.child.kill().unwrap();
     server.child.wait().unwrap();
+}
+
+/// Sends are pipelined faster than the default frame rate allows.
+fn ws_settings() -> Vec<(&'static str, String)> {
+    vec![("IYAGI_WS__FRAMES_PER_SECOND", "100000".to_owned())]
 }

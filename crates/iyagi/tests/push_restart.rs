@@ -4,7 +4,6 @@
 //! notification is delivered exactly once.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
@@ -12,85 +11,26 @@ use iyagi_testkit::push_fakes::{FakeFcm, eventually};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+mod common;
+use common::{Server, free_port, login};
 
 async fn start(db: &str, port: u16, fcm: &FakeFcm) -> Server {
-    let child = Command::new(env!("CARGO_BIN_EXE_iyagi"))
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--database-url",
-            db,
-            "--log-level",
-            "warn",
-        ])
-        .env("IYAGI_AUTH__PASSWORD__MEMORY_KIB", "64")
-        .env("IYAGI_AUTH__PASSWORD__ITERATIONS", "1")
-        .env(
+    let env = [
+        (
             "IYAGI_PUSH__FCM__SERVICE_ACCOUNT_FILE",
-            fcm.service_account_file(),
-        )
-        .env("IYAGI_PUSH__FCM__BASE_URL", &fcm.base_url)
-        .env("IYAGI_PUSH__BASE_BACKOFF_MS", "100")
-        .env("IYAGI_PUSH__MAX_BACKOFF_SECS", "1")
-        .env("IYAGI_PUSH__MAX_ATTEMPTS", "1000")
-        .env("IYAGI_PUSH__POLL_MS", "50")
+            fcm.service_account_file().display().to_string(),
+        ),
+        ("IYAGI_PUSH__FCM__BASE_URL", fcm.base_url.clone()),
+        ("IYAGI_PUSH__BASE_BACKOFF_MS", "100".to_owned()),
+        ("IYAGI_PUSH__MAX_BACKOFF_SECS", "1".to_owned()),
+        ("IYAGI_PUSH__MAX_ATTEMPTS", "1000".to_owned()),
+        ("IYAGI_PUSH__POLL_MS", "50".to_owned()),
         // A delivery in flight when the server is killed waits out its
         // lease before it is claimed again: short here, so the restart
         // sends it within the test's patience.
-        .env("IYAGI_PUSH__LEASE_SECS", "2")
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start iyagi");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    for _ in 0..200 {
-        if reqwest::get(format!("{}/healthz", server.base))
-            .await
-            .is_ok()
-        {
-            return server;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server did not start");
-}
-
-async fn login(http: &reqwest::Client, base: &str, name: &str) -> Value {
-    http.post(format!("{base}/v1/auth/register"))
-        .json(&json!({"username": name, "password": "push-test-pw"}))
-        .send()
-        .await
-        .unwrap();
-    http.post(format!("{base}/v1/auth/login"))
-        .json(&json!({"username": name, "password": "push-test-pw", "device": {"id": "d", "platform": "android"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        ("IYAGI_PUSH__LEASE_SECS", "2".to_owned()),
+    ];
+    common::start(db, port, &env).await
 }
 
 #[tokio::test]
