@@ -6,6 +6,7 @@
 //! chat rules decide *who* is due a push (members not viewing the room);
 //! this crate decides what it says, keeps it, and delivers it.
 
+mod frames;
 mod inbox;
 mod provider;
 pub mod providers;
