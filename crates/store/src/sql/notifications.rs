@@ -418,11 +418,8 @@ macro_rules! impl_notifications {
             }
 
             async fn finish_delivery(&self, id: Uuid) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM push_deliveries WHERE id = $1")
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                // The batch's path: on SQLite, through the writer thread.
+                self.delete_deliveries(&[id]).await
             }
 
             async fn finish_deliveries(&self, ids: &[Uuid]) -> Result<(), StoreError> {
