@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
-use common::{free_port, login, start};
+use common::{free_port, json_of, login, start};
 
 #[tokio::test]
 async fn acknowledged_messages_survive_kill_dash_nine() {
@@ -20,16 +20,12 @@ async fn acknowledged_messages_survive_kill_dash_nine() {
     let http = reqwest::Client::new();
     let alice = login(&http, &server.base, "alice").await;
     let bob = login(&http, &server.base, "bob").await;
-    let room: Value = http
-        .post(format!("{}/v1/rooms/direct", server.base))
-        .bearer_auth(alice["access_token"].as_str().unwrap())
-        .json(&json!({"user_id": bob["user_id"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let room = json_of(
+        http.post(format!("{}/v1/rooms/direct", server.base))
+            .bearer_auth(alice["access_token"].as_str().unwrap())
+            .json(&json!({"user_id": bob["user_id"]})),
+    )
+    .await;
     let room = room["id"].as_str().unwrap().to_owned();
 
     let url = format!(

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
 mod common;
-use common::{Server, free_port, login};
+use common::{Server, free_port, json_of, login};
 
 async fn start(db: &str, port: u16, fcm: &FakeFcm) -> Server {
     let env = [
@@ -57,16 +57,12 @@ async fn pending_pushes_survive_kill_dash_nine() {
     let count = 5;
     let mut rooms = Vec::new();
     for _ in 0..count {
-        let room: Value = http
-            .post(format!("{}/v1/rooms", server.base))
-            .bearer_auth(alice["access_token"].as_str().unwrap())
-            .json(&json!({"title": "group", "members": [bob["user_id"]]}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let room = json_of(
+            http.post(format!("{}/v1/rooms", server.base))
+                .bearer_auth(alice["access_token"].as_str().unwrap())
+                .json(&json!({"title": "group", "members": [bob["user_id"]]})),
+        )
+        .await;
         rooms.push(room["id"].as_str().unwrap().to_owned());
     }
     let url = format!(
@@ -114,15 +110,11 @@ async fn pending_pushes_survive_kill_dash_nine() {
             )
             .or_default() += 1;
     }
-    let inbox: Value = http
-        .get(format!("{}/v1/notifications", server.base))
-        .bearer_auth(bob["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let inbox = json_of(
+        http.get(format!("{}/v1/notifications", server.base))
+            .bearer_auth(bob["access_token"].as_str().unwrap()),
+    )
+    .await;
     let stored: Vec<String> = inbox["notifications"]
         .as_array()
         .unwrap()

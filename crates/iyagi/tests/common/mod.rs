@@ -63,6 +63,11 @@ pub async fn start(db: &str, port: u16, env: &[(&str, String)]) -> Server {
     panic!("server did not start");
 }
 
+/// Sends `request` and reads its JSON answer.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Registers `name` and logs in on device `d`; the login's answer.
 pub async fn login(http: &reqwest::Client, base: &str, name: &str) -> Value {
     http.post(format!("{base}/v1/auth/register"))
@@ -70,12 +75,9 @@ pub async fn login(http: &reqwest::Client, base: &str, name: &str) -> Value {
         .send()
         .await
         .unwrap();
-    http.post(format!("{base}/v1/auth/login"))
-        .json(&json!({"username": name, "password": "binary-test-pw", "device": {"id": "d", "platform": "android"}}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(
+        http.post(format!("{base}/v1/auth/login"))
+            .json(&json!({"username": name, "password": "binary-test-pw", "device": {"id": "d", "platform": "android"}})),
+    )
+    .await
 }

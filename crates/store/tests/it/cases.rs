@@ -1380,27 +1380,38 @@ pub async fn notifications_are_paged_counted_read_and_retired(store: Arc<dyn Sto
     assert_eq!(store.notifications(u.id, None, 10).await.unwrap().len(), 3);
 }
 
-pub async fn the_outbox_hands_each_delivery_to_one_worker_at_a_time(store: Arc<dyn Storage>) {
-    let u = user(&store, "outbox_user").await;
+/// A user signed in on "phone" with an FCM registration ("tok") for it.
+async fn user_with_fcm_phone(store: &Arc<dyn Storage>, name: &str, refresh: &[u8]) -> UserRecord {
+    let u = user(store, name).await;
     store
-        .record_login(&login(u.id, "phone", b"o1"))
+        .record_login(&login(u.id, "phone", refresh))
         .await
         .unwrap();
     store
         .put_registration(&registration(u.id, "phone", PushProvider::Fcm, "tok"))
         .await
         .unwrap();
-    let n = notification(u.id, NOW);
-    let delivery = |device: &str, at| NewDelivery {
+    u
+}
+
+/// An FCM delivery of `n` to its user's `device`, due at `at`.
+fn fcm_delivery(n: &NotificationRecord, device: &str, collapse_key: &str, at: i64) -> NewDelivery {
+    NewDelivery {
         id: Uuid::now_v7(),
         notification_id: n.id,
-        user_id: u.id,
+        user_id: n.user_id,
         device_id: device.to_owned(),
         provider: PushProvider::Fcm,
-        // Distinct keys: none of these collapse into another.
-        collapse_key: Uuid::now_v7().to_string(),
+        collapse_key: collapse_key.to_owned(),
         next_attempt_at_ms: at,
-    };
+    }
+}
+
+pub async fn the_outbox_hands_each_delivery_to_one_worker_at_a_time(store: Arc<dyn Storage>) {
+    let u = user_with_fcm_phone(&store, "outbox_user", b"o1").await;
+    let n = notification(u.id, NOW);
+    // Distinct keys: none of these collapse into another.
+    let delivery = |device: &str, at| fcm_delivery(&n, device, &Uuid::now_v7().to_string(), at);
     let due = delivery("phone", NOW);
     let later = delivery("phone", NOW + 60_000);
     let orphan = delivery("gone", NOW);
@@ -1484,29 +1495,14 @@ pub async fn the_outbox_hands_each_delivery_to_one_worker_at_a_time(store: Arc<d
 }
 
 pub async fn a_rooms_waiting_pushes_collapse_into_the_newest(store: Arc<dyn Storage>) {
-    let u = user(&store, "collapse_user").await;
-    store
-        .record_login(&login(u.id, "phone", b"c1"))
-        .await
-        .unwrap();
-    store
-        .put_registration(&registration(u.id, "phone", PushProvider::Fcm, "tok"))
-        .await
-        .unwrap();
+    let u = user_with_fcm_phone(&store, "collapse_user", b"c1").await;
     let room = Uuid::now_v7();
     let in_room = |at| NotificationRecord {
         room_id: Some(room),
         ..notification(u.id, at)
     };
-    let delivery = |n: &NotificationRecord, device: &str, key: &str| NewDelivery {
-        id: Uuid::now_v7(),
-        notification_id: n.id,
-        user_id: u.id,
-        device_id: device.to_owned(),
-        provider: PushProvider::Fcm,
-        collapse_key: key.to_owned(),
-        next_attempt_at_ms: NOW,
-    };
+    let delivery =
+        |n: &NotificationRecord, device: &str, key: &str| fcm_delivery(n, device, key, NOW);
     let key = room.to_string();
     let (first, second, third) = (in_room(NOW), in_room(NOW + 1), in_room(NOW + 2));
     store
@@ -1597,15 +1593,7 @@ pub async fn concurrent_claims_never_share_a_delivery(store: Arc<dyn Storage>) {
     let u = user(&store, "claim_user").await;
     let n = notification(u.id, NOW);
     let deliveries: Vec<NewDelivery> = (0..60)
-        .map(|_| NewDelivery {
-            id: Uuid::now_v7(),
-            notification_id: n.id,
-            user_id: u.id,
-            device_id: "d".to_owned(),
-            provider: PushProvider::Fcm,
-            collapse_key: Uuid::now_v7().to_string(),
-            next_attempt_at_ms: NOW,
-        })
+        .map(|_| fcm_delivery(&n, "d", &Uuid::now_v7().to_string(), NOW))
         .collect();
     store.append_notifications(&[n], &deliveries).await.unwrap();
     let claims: Vec<_> = (0..6)
