@@ -21,9 +21,11 @@ pub const PAGE_MAX: u32 = 200;
 pub enum MessageKind {
     /// `{"text": "..."}`.
     Text,
-    /// Reserved for the media issue: `{"object": "...", "width", "height", "mime"}`.
+    /// Sent as `{"media_id": "..."}`; stored and delivered as the server
+    /// writes it: [`crate::media::ImageContent`].
     Image,
-    /// Reserved for the media issue: `{"object": "...", "duration_ms", "mime"}`.
+    /// Sent as `{"media_id": "..."}`; stored and delivered as the server
+    /// writes it: [`crate::media::VoiceContent`].
     Voice,
     /// A read marker: `{"up_to_seq": N}`.
     Read,

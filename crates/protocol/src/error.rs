@@ -68,6 +68,25 @@ pub enum ErrorCode {
     InsecurePushEndpoint,
     /// Web Push keys of the wrong length or encoding.
     InvalidPushKeys,
+    /// No such media, or not one the caller may use or see (the cases are
+    /// not told apart, so media ids cannot be probed).
+    MediaNotFound,
+    /// A message of one kind naming media of another (an image id in a voice message).
+    MediaWrongKind,
+    /// The media's upload has not been completed (or processed) yet.
+    MediaNotReady,
+    /// The media already backs another message; upload it again to send it again.
+    MediaAlreadyUsed,
+    /// The bytes are of a supported type but do not decode (truncated, corrupt).
+    MediaUndecodable,
+    /// The file breaks a documented limit: pixels, dimensions, duration.
+    MediaLimitExceeded,
+    /// The caller's media would exceed their storage quota.
+    MediaQuotaExceeded,
+    /// Presigned (direct-to-bucket) uploads need S3 storage; this server stores media on disk.
+    PresignUnavailable,
+    /// A `Range` the file cannot satisfy.
+    RangeNotSatisfiable,
 }
 
 impl ErrorCode {
@@ -90,6 +109,15 @@ impl ErrorCode {
             ErrorCode::TooManyConnections => 429,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::UnknownPushProvider => 404,
+            ErrorCode::MediaNotFound => 404,
+            ErrorCode::MediaWrongKind
+            | ErrorCode::MediaUndecodable
+            | ErrorCode::MediaLimitExceeded => 422,
+            ErrorCode::MediaNotReady
+            | ErrorCode::MediaAlreadyUsed
+            | ErrorCode::PresignUnavailable => 409,
+            ErrorCode::MediaQuotaExceeded => 403,
+            ErrorCode::RangeNotSatisfiable => 416,
             ErrorCode::InvalidPushToken
             | ErrorCode::InsecurePushEndpoint
             | ErrorCode::InvalidPushKeys => 422,
@@ -128,11 +156,20 @@ impl ErrorCode {
             ErrorCode::InvalidPushToken => "invalid_push_token",
             ErrorCode::InsecurePushEndpoint => "insecure_push_endpoint",
             ErrorCode::InvalidPushKeys => "invalid_push_keys",
+            ErrorCode::MediaNotFound => "media_not_found",
+            ErrorCode::MediaWrongKind => "media_wrong_kind",
+            ErrorCode::MediaNotReady => "media_not_ready",
+            ErrorCode::MediaAlreadyUsed => "media_already_used",
+            ErrorCode::MediaUndecodable => "media_undecodable",
+            ErrorCode::MediaLimitExceeded => "media_limit_exceeded",
+            ErrorCode::MediaQuotaExceeded => "media_quota_exceeded",
+            ErrorCode::PresignUnavailable => "presign_unavailable",
+            ErrorCode::RangeNotSatisfiable => "range_not_satisfiable",
         }
     }
 
     /// Every code, for documentation and exhaustiveness tests.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::MalformedJson,
         ErrorCode::InvalidRequest,
         ErrorCode::ValidationFailed,
@@ -158,6 +195,15 @@ impl ErrorCode {
         ErrorCode::InvalidPushToken,
         ErrorCode::InsecurePushEndpoint,
         ErrorCode::InvalidPushKeys,
+        ErrorCode::MediaNotFound,
+        ErrorCode::MediaWrongKind,
+        ErrorCode::MediaNotReady,
+        ErrorCode::MediaAlreadyUsed,
+        ErrorCode::MediaUndecodable,
+        ErrorCode::MediaLimitExceeded,
+        ErrorCode::MediaQuotaExceeded,
+        ErrorCode::PresignUnavailable,
+        ErrorCode::RangeNotSatisfiable,
     ];
 }
 

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod chat;
 pub mod error;
+pub mod media;
 pub mod notifications;
 pub mod ws;
 

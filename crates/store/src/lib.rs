@@ -1,7 +1,8 @@
 //! iyagi storage.
 //!
 //! One trait per aggregate ([`UserStore`], [`DeviceStore`], [`KeyStore`],
-//! [`RoomStore`], [`MessageStore`]) combined into [`Storage`]; business rules
+//! [`RoomStore`], [`MessageStore`], [`PushStore`], [`NotificationStore`],
+//! [`MediaStore`]) combined into [`Storage`]; business rules
 //! live in the services that call these traits, never here. Two
 //! implementations share one SQL text ([`sql`]): [`SqliteStore`] (the
 //! embedded default) and [`PgStore`] (production). Both pass the same contract
@@ -166,6 +167,30 @@ pub trait PushStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Uploads' references ([`MediaRecord`]); the bytes are in the object store.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    async fn create_media(&self, media: &NewMedia) -> Result<(), StoreError>;
+    async fn media(&self, id: Uuid) -> Result<Option<MediaRecord>, StoreError>;
+    /// Records a processed upload; false when it is no longer pending (or gone).
+    async fn mark_media_ready(&self, ready: &ReadyMedia) -> Result<bool, StoreError>;
+    /// Attaches an upload to a message, at most once: the same message
+    /// (room, client_msg_id) asking again gets it again, any other is refused.
+    async fn attach_media(&self, using: &MediaUse<'_>) -> Result<Attach, StoreError>;
+    /// The owner's stored bytes, and uploads created at or after `since_ms`.
+    async fn media_usage(&self, owner_id: Uuid, since_ms: i64) -> Result<MediaUsage, StoreError>;
+    /// Uploads no message uses, created before `before_ms`, oldest first.
+    async fn unattached_media(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<MediaRecord>, StoreError>;
+    /// Deletes an upload's row unless a message uses it; returns whether it did.
+    async fn delete_unattached_media(&self, id: Uuid) -> Result<bool, StoreError>;
+    /// Of `ids`, those with a row (any order).
+    async fn existing_media(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError>;
+}
+
 /// The notification store (append-only), its read watermarks, and the
 /// push outbox.
 #[async_trait]
@@ -309,7 +334,14 @@ impl PendingAppend {
 /// Everything iyagi stores.
 #[async_trait]
 pub trait Storage:
-    UserStore + DeviceStore + KeyStore + RoomStore + MessageStore + PushStore + NotificationStore
+    UserStore
+    + DeviceStore
+    + KeyStore
+    + RoomStore
+    + MessageStore
+    + PushStore
+    + NotificationStore
+    + MediaStore
 {
     /// Which backend this is (`sqlite` or `postgres`), for logs and metrics.
     fn backend(&self) -> &'static str;

@@ -46,6 +46,7 @@ macro_rules! message_columns {
 // Declared after the macros above, so their bodies can use them.
 mod devices;
 mod keys;
+mod media;
 mod messages;
 pub(crate) mod notifications;
 mod open;

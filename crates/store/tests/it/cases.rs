@@ -3,9 +3,11 @@ use std::sync::Arc;
 use iyagi_store::*;
 use uuid::Uuid;
 
-const NOW: i64 = 1_700_000_000_000;
+pub(crate) const NOW: i64 = 1_700_000_000_000;
 
-async fn user(store: &Arc<dyn Storage>, name: &str) -> UserRecord {
+pub use crate::media_cases::*;
+
+pub(crate) async fn user(store: &Arc<dyn Storage>, name: &str) -> UserRecord {
     store
         .create_user(&NewUser {
             id: Uuid::now_v7(),

@@ -2,6 +2,7 @@
 //! every backend by `storage_suite!`.
 
 mod cases;
+mod media_cases;
 
 macro_rules! storage_suite {
     ($($case:ident),* $(,)?) => {
@@ -56,6 +57,9 @@ storage_suite!(
     concurrent_claims_never_share_a_delivery,
     a_rooms_waiting_pushes_collapse_into_the_newest,
     mutes_and_the_total_unread_come_from_the_counters,
+    media_is_ready_once_and_backs_one_message,
+    media_usage_counts_bytes_and_recent_uploads,
+    the_collector_sees_only_unattached_media,
 );
 
 #[tokio::test]
