@@ -9,6 +9,7 @@
 mod catchup;
 mod error;
 mod gate;
+mod media;
 mod members_cache;
 mod membership;
 mod messages;
@@ -22,7 +23,7 @@ mod validate;
 mod views;
 
 pub use catchup::{CatchUp, REPLAY_PAGE, ReplayPlan};
-pub use error::ChatError;
+pub use error::{ChatError, MediaProblem};
 pub use push::{
     LogNotifier, PushMessage, PushNotification, PushNotifier, RecordingNotifier, to_notify,
 };

@@ -46,7 +46,14 @@ impl ChatService {
         content: &serde_json::Value,
     ) -> Result<PendingSend, ChatError> {
         validate::client_msg_id(client_msg_id)?;
-        let content = validate::content(kind, content)?;
+        // Media messages' content is written from the upload, once the
+        // sender is known to be a member (below).
+        let media = matches!(kind, MessageKind::Image | MessageKind::Voice);
+        let (content, media_id) = if media {
+            (String::new(), Some(validate::media_id(content)?))
+        } else {
+            (validate::content(kind, content)?, None)
+        };
         let _guard = self.room_lock(room).lock().await;
         // The (cached) member list answers "may I send?" and "to whom?".
         let mut members = self.cached_members(room).await?;
@@ -58,6 +65,13 @@ impl ChatService {
                 return Err(ChatError::NotAMember);
             }
         }
+        let content = match media_id {
+            Some(media_id) => {
+                self.media_content(me, room, client_msg_id, kind, media_id)
+                    .await?
+            }
+            None => content,
+        };
         let message = NewMessage {
             id: Uuid::now_v7(),
             room_id: room,

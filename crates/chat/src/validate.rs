@@ -55,7 +55,7 @@ pub fn content(kind: MessageKind, content: &Value) -> Result<String, ChatError> 
         }
         MessageKind::Image | MessageKind::Voice => {
             return Err(invalid(
-                "image and voice messages are not enabled on this server yet",
+                "image and voice content is written by the server from the upload (see media_id)",
             ));
         }
         other => {
@@ -72,6 +72,19 @@ pub fn content(kind: MessageKind, content: &Value) -> Result<String, ChatError> 
         )));
     }
     Ok(encoded)
+}
+
+/// The upload an `image` or `voice` message names: `{"media_id": "<uuid>"}`.
+/// Anything else in the content is ignored: the server writes it.
+pub fn media_id(content: &Value) -> Result<uuid::Uuid, ChatError> {
+    content
+        .as_object()
+        .and_then(|o| o.get("media_id"))
+        .and_then(Value::as_str)
+        .and_then(|id| uuid::Uuid::parse_str(id).ok())
+        .ok_or_else(|| {
+            invalid("an image or voice message's content must be {\"media_id\": \"<id of your upload>\"}")
+        })
 }
 
 pub fn emoji(emoji: &str) -> Result<(), ChatError> {
@@ -126,8 +139,11 @@ mod tests {
         );
         assert!(
             content(MessageKind::Image, &json!({"object": "x"})).is_err(),
-            "reserved"
+            "media content is the server's to write"
         );
+        assert!(media_id(&json!({"media_id": "0190a0a0-0000-7000-8000-000000000000"})).is_ok());
+        assert!(media_id(&json!({"media_id": "nope"})).is_err());
+        assert!(media_id(&json!({"width": 1})).is_err());
         let big = json!({"text": "x", "pad": "y".repeat(CONTENT_MAX_BYTES)});
         assert!(content(MessageKind::Text, &big).is_err());
     }

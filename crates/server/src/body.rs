@@ -21,6 +21,13 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub async fn read_first(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if is_streamed(&request) {
+        // A media upload is streamed to its spool file by its handler,
+        // under the media limits (up to tens of MB, never held whole in
+        // memory); that handler closes the connection when it answers
+        // before the body is read.
+        return next.run(request).await;
+    }
     let settings = &state.settings.server;
     let limit = settings.max_body_bytes;
     let headers = request.headers();
@@ -73,9 +80,15 @@ pub async fn read_first(State(state): State<AppState>, request: Request, next: N
         .await
 }
 
+/// The routes whose bodies their handlers stream: `POST /v1/media`.
+fn is_streamed(request: &Request) -> bool {
+    request.method() == axum::http::Method::POST
+        && request.uri().path() == crate::routes::media::UPLOAD_PATH
+}
+
 /// An error after which the connection cannot be reused (the rest of the
 /// body was not read): the client is told so.
-fn closing(error: ApiError) -> Response {
+pub(crate) fn closing(error: ApiError) -> Response {
     let mut response = error.into_response();
     response
         .headers_mut()

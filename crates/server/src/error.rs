@@ -33,7 +33,7 @@ impl ApiError {
         ApiError::new(ErrorCode::NotFound, "no such resource")
     }
 
-    fn internal(cause: &dyn std::fmt::Display) -> ApiError {
+    pub(crate) fn internal(cause: &dyn std::fmt::Display) -> ApiError {
         tracing::error!(error = %cause, "request failed");
         ApiError::new(
             ErrorCode::Internal,
@@ -116,6 +116,16 @@ impl From<ChatError> for ApiError {
                 ErrorCode::InvalidRequest,
                 "cursor is not one this server issued",
             ),
+            ChatError::Media(problem) => {
+                use iyagi_chat::MediaProblem;
+                let code = match problem {
+                    MediaProblem::NotFound => ErrorCode::MediaNotFound,
+                    MediaProblem::WrongKind => ErrorCode::MediaWrongKind,
+                    MediaProblem::NotReady => ErrorCode::MediaNotReady,
+                    MediaProblem::AlreadyUsed => ErrorCode::MediaAlreadyUsed,
+                };
+                ApiError::new(code, problem.to_string())
+            }
             ChatError::Store(e) => e.into(),
             ChatError::Session(e) => e.into(),
         }
@@ -165,5 +175,39 @@ impl IntoResponse for ApiError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<iyagi_media::MediaError> for ApiError {
+    fn from(err: iyagi_media::MediaError) -> ApiError {
+        use iyagi_media::MediaError;
+        let message = err.to_string();
+        match err {
+            MediaError::NotFound => ApiError::new(ErrorCode::MediaNotFound, message),
+            MediaError::Unsupported(_) | MediaError::TypeMismatch(_) => {
+                ApiError::new(ErrorCode::UnsupportedMediaType, message)
+            }
+            MediaError::TooLarge(_) => ApiError::new(ErrorCode::PayloadTooLarge, message),
+            MediaError::Undecodable(_) => ApiError::new(ErrorCode::MediaUndecodable, message),
+            MediaError::LimitExceeded(_) => ApiError::new(ErrorCode::MediaLimitExceeded, message),
+            MediaError::QuotaExceeded(_) => ApiError::new(ErrorCode::MediaQuotaExceeded, message),
+            MediaError::RateLimited(_) => ApiError::new(ErrorCode::RateLimited, message),
+            MediaError::NotReady(_) => ApiError::new(ErrorCode::MediaNotReady, message),
+            MediaError::PresignUnavailable => ApiError::new(ErrorCode::PresignUnavailable, message),
+            MediaError::Validation(_) => ApiError::new(ErrorCode::ValidationFailed, message),
+            MediaError::RangeNotSatisfiable { .. } => {
+                ApiError::new(ErrorCode::RangeNotSatisfiable, message)
+            }
+            MediaError::Timeout => ApiError::new(ErrorCode::RequestTimeout, message),
+            MediaError::BodyRead => ApiError::new(ErrorCode::InvalidRequest, message),
+            MediaError::Store(e) => e.into(),
+            MediaError::Storage(why) => {
+                tracing::error!(error = %why, "media storage failed");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "media storage is unavailable; try again",
+                )
+            }
+        }
     }
 }

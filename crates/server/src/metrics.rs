@@ -82,6 +82,13 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// The server's metrics and the media service's.
+    pub fn with_media(media: &iyagi_media::MediaStats) -> Metrics {
+        let mut metrics = Metrics::new();
+        media.register(&mut metrics.registry);
+        metrics
+    }
+
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("iyagi");
         let http_requests = Family::<HttpLabels, Counter>::default();

@@ -28,6 +28,7 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     pub log: LogSettings,
     pub push: iyagi_push::PushSettings,
+    pub media: iyagi_media::MediaSettings,
 }
 
 /// `[metrics]`: who may read `/metrics`.
@@ -420,6 +421,12 @@ impl Settings {
         }
         self.metrics.own_listener()?;
         self.push.validate()?;
+        if self.media.backend == iyagi_media::MediaBackend::S3 && self.media.s3.bucket.is_empty() {
+            return Err("media.backend = \"s3\" needs media.s3.bucket".to_owned());
+        }
+        if self.media.decode_concurrency == 0 {
+            return Err("media.decode_concurrency must be at least 1".to_owned());
+        }
         if self.auth.issuer.is_empty() {
             return Err("auth.issuer must not be empty".to_owned());
         }

@@ -44,6 +44,8 @@ pub enum StartupError {
     Session(#[from] SessionError),
     #[error("cannot start the fan-out bus: {0}")]
     Bus(#[from] NatsBusError),
+    #[error("cannot set up media storage: {0}")]
+    Media(#[from] iyagi_media::MediaError),
     #[error("cannot set up push: {0}")]
     Push(#[from] iyagi_push::providers::ProviderSetupError),
     #[error("cannot listen on {addr}: {source}")]
@@ -164,14 +166,23 @@ impl Application {
                 members_cache_ttl: Duration::from_millis(settings.bus.member_cache_ttl_ms),
             },
         ));
+        let media_stats = iyagi_media::MediaStats::default();
+        let objects = iyagi_media::Objects::open(&settings.media)?;
+        let media = Arc::new(iyagi_media::MediaService::new(
+            store.clone(),
+            objects,
+            settings.media.clone(),
+            media_stats.clone(),
+        ));
         let (stop, shutdown) = tokio::sync::watch::channel(false);
         let state = AppState {
             settings: Arc::new(settings.clone()),
             store,
             auth,
-            metrics: Arc::new(Metrics::new()),
+            metrics: Arc::new(Metrics::with_media(&media_stats)),
             chat,
             push: push_service,
+            media,
             vapid_public_key: vapid.public_key().into(),
             hub,
             bus,
@@ -261,6 +272,7 @@ impl Application {
         let pruner = tokio::spawn(prune_limiters(state.clone()));
         let revoker = tokio::spawn(revocations::close_revoked_connections(state.clone()));
         let sweeper = tokio::spawn(revocations::recheck_open_sessions(state.clone()));
+        let collector = tokio::spawn(state.media.clone().run_collector(state.shutdown.clone()));
         let outbox = match worker {
             Some(w) => Some(w.start_background(state.shutdown.clone())?),
             None => None,
@@ -297,6 +309,7 @@ impl Application {
         pruner.abort();
         revoker.abort();
         sweeper.abort();
+        collector.abort();
         if let Some(outbox) = outbox {
             // It finishes the sends in flight (each bounded by the request
             // timeout); what it had not claimed stays in the outbox.

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use iyagi_auth::AuthService;
 use iyagi_bus::{Bus, Hub};
 use iyagi_chat::ChatService;
+use iyagi_media::MediaService;
 use iyagi_push::PushService;
 use iyagi_session::SessionStore;
 use iyagi_store::Storage;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub chat: Arc<ChatService>,
     /// Notification records, push registrations and preferences.
     pub push: Arc<PushService>,
+    /// Uploads, their processing, downloads and the collector.
+    pub media: Arc<MediaService>,
     /// The Web Push (VAPID) public key, base64url, for browsers.
     pub vapid_public_key: Arc<str>,
     /// This node's WebSocket connections.

@@ -499,7 +499,7 @@ pub struct MediaUse<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Attach {
     /// Now used by this message (or already was: a retry of its send).
-    Attached(MediaRecord),
+    Attached(Box<MediaRecord>),
     /// No such media, or not the caller's.
     NotFound,
     WrongKind,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod devices;
+pub mod media;
 pub mod metrics;
 pub mod notifications;
 pub mod ops;
@@ -20,5 +21,6 @@ pub fn router() -> Router<AppState> {
         .merge(rooms::router())
         .merge(push::router())
         .merge(notifications::router())
+        .merge(media::router())
         .merge(crate::ws::router())
 }

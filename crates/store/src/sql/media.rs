@@ -78,7 +78,7 @@ macro_rules! impl_media {
                 .fetch_optional(&self.pool)
                 .await?;
                 if let Some(record) = claimed {
-                    return Ok(Attach::Attached(record));
+                    return Ok(Attach::Attached(Box::new(record)));
                 }
                 let Some(record) = self.media(u.media_id).await? else {
                     return Ok(Attach::NotFound);
@@ -92,7 +92,7 @@ macro_rules! impl_media {
                 } else if record.room_id == Some(u.room_id)
                     && record.client_msg_id.as_deref() == Some(u.client_msg_id)
                 {
-                    Attach::Attached(record)
+                    Attach::Attached(Box::new(record))
                 } else {
                     Attach::AlreadyUsed
                 })

@@ -1,0 +1,111 @@
+//! The collector: deletes uploads no message used in time, and objects
+//! no row knows (left by a crash between the store and the database, or
+//! by a row deletion whose object deletion failed). Nothing a message
+//! uses is ever deleted: rows go only through the conditional
+//! `delete_unattached_media`, objects only when their row is gone.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use iyagi_protocol::now_ms;
+use object_store::path::Path;
+use uuid::Uuid;
+
+use crate::MediaError;
+use crate::objects::id_of;
+use crate::service::MediaService;
+use crate::stats::CollectedLabels;
+
+/// What one collection deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    pub unattached: u64,
+    pub orphans: u64,
+}
+
+const BATCH: u32 = 200;
+
+impl MediaService {
+    /// One collection, as of `now_ms`.
+    pub async fn collect(&self, now_ms: i64) -> Result<Collected, MediaError> {
+        let mut collected = Collected::default();
+        let cutoff = now_ms - (self.settings.unattached_ttl_secs as i64) * 1000;
+        loop {
+            let due = self.store.unattached_media(cutoff, BATCH).await?;
+            let done = due.len() < BATCH as usize;
+            for record in due {
+                // The row first: a send that attaches it meanwhile wins, and
+                // its objects stay.
+                if self.store.delete_unattached_media(record.id).await? {
+                    self.delete_objects(record.id).await?;
+                    collected.unattached += 1;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        collected.orphans = self.collect_orphans(now_ms).await?;
+        let count = |what: &str, n: u64| {
+            self.stats
+                .collected
+                .get_or_create(&CollectedLabels {
+                    what: what.to_owned(),
+                })
+                .inc_by(n)
+        };
+        count("unattached", collected.unattached);
+        count("orphan", collected.orphans);
+        if collected != Collected::default() {
+            tracing::info!(
+                unattached = collected.unattached,
+                orphans = collected.orphans,
+                "media collected"
+            );
+        }
+        Ok(collected)
+    }
+
+    async fn collect_orphans(&self, now_ms: i64) -> Result<u64, MediaError> {
+        let grace = now_ms - (self.settings.orphan_grace_secs as i64) * 1000;
+        let mut old: BTreeSet<Uuid> = BTreeSet::new();
+        for top in ["media", "uploads"] {
+            let mut listing = self.objects.store.list(Some(&Path::from(top)));
+            while let Some(meta) = listing.next().await {
+                let meta = meta?;
+                if meta.last_modified.timestamp_millis() < grace
+                    && let Some(id) = id_of(&meta.location)
+                {
+                    old.insert(id);
+                }
+            }
+        }
+        let ids: Vec<Uuid> = old.into_iter().collect();
+        let known: BTreeSet<Uuid> = self.store.existing_media(&ids).await?.into_iter().collect();
+        let mut deleted = 0;
+        for id in ids.into_iter().filter(|id| !known.contains(id)) {
+            self.delete_objects(id).await?;
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+
+    /// Collects every `media.collect_every_secs` until `shutdown` turns true.
+    pub async fn run_collector(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let every = Duration::from_secs(self.settings.collect_every_secs.max(1));
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            if let Err(e) = self.collect(now_ms()).await {
+                tracing::warn!(error = %e, "media collection failed; retried next round");
+            }
+        }
+    }
+}

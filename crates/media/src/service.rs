@@ -1,0 +1,575 @@
+//! [`MediaService`]: uploads (through iyagi, or presigned to the bucket and
+//! then completed), their processing, and what owners see of them.
+//! Downloads are in `download.rs`, the collector in `collector.rs`.
+
+use std::io::{Read, Seek};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use iyagi_protocol::media::{
+    CreateUpload, ImageDetails, MediaKind, MediaState, MediaView, UploadTicket, VoiceDetails,
+};
+use iyagi_protocol::now_ms;
+use iyagi_store::{MediaRecord, NewMedia, ReadyMedia, Storage};
+use object_store::{PutPayload, WriteMultipart};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Semaphore;
+use uuid::Uuid;
+
+use crate::objects::{Objects, Variant, media_prefix, object_path, upload_path};
+use crate::settings::MediaSettings;
+use crate::sniff::{self, Format, SNIFF_LEN};
+use crate::stats::{KindLabels, MediaStats};
+use crate::{MediaError, image, voice};
+
+/// Multipart chunks of originals streamed to the store (S3's minimum part size).
+const PART_BYTES: usize = 5 * 1024 * 1024;
+
+pub struct MediaService {
+    pub(crate) store: Arc<dyn Storage>,
+    pub(crate) objects: Objects,
+    pub(crate) settings: MediaSettings,
+    /// Decodes at once on this node: each may take hundreds of MB.
+    decodes: Arc<Semaphore>,
+    pub(crate) stats: MediaStats,
+}
+
+/// An upload spooled to local disk, deleted when dropped.
+struct Spooled {
+    file: tempfile::NamedTempFile,
+    size: u64,
+}
+
+/// What processing produced, ready to be written to the store.
+enum Processed {
+    Image(image::ProcessedImage),
+    Voice {
+        details: VoiceDetails,
+        file: std::fs::File,
+    },
+}
+
+impl MediaService {
+    pub fn new(
+        store: Arc<dyn Storage>,
+        objects: Objects,
+        settings: MediaSettings,
+        stats: MediaStats,
+    ) -> MediaService {
+        MediaService {
+            decodes: Arc::new(Semaphore::new(settings.decode_concurrency.max(1))),
+            store,
+            objects,
+            settings,
+            stats,
+        }
+    }
+
+    pub fn settings(&self) -> &MediaSettings {
+        &self.settings
+    }
+
+    pub fn stats(&self) -> &MediaStats {
+        &self.stats
+    }
+
+    /// Whether presigned uploads are possible (S3 storage).
+    pub fn can_presign(&self) -> bool {
+        self.objects.signer.is_some()
+    }
+
+    fn kind_limit(&self, kind: MediaKind) -> u64 {
+        match kind {
+            MediaKind::Image => self.settings.max_image_bytes,
+            MediaKind::Voice => self.settings.max_voice_bytes,
+        }
+    }
+
+    fn too_large(&self, kind: Option<MediaKind>) -> MediaError {
+        let limit = kind.map_or(self.settings.max_upload_bytes(), |k| self.kind_limit(k));
+        let what = kind.map_or("uploads", |k| match k {
+            MediaKind::Image => "images",
+            MediaKind::Voice => "voice files",
+        });
+        MediaError::TooLarge(format!("{what} are limited to {limit} bytes"))
+    }
+
+    /// Counts a refusal, then passes it on.
+    fn refused<T>(&self, result: Result<T, MediaError>) -> Result<T, MediaError> {
+        if let Err(e) = &result {
+            self.stats.reject(e.reason());
+        }
+        result
+    }
+
+    /// The per-user upload rate and storage quota, checked before any
+    /// byte is read (`incoming`: the bytes about to be added).
+    async fn admit(&self, owner: Uuid, incoming: u64) -> Result<(), MediaError> {
+        let hour_ago = now_ms() - 3_600_000;
+        let usage = self.store.media_usage(owner, hour_ago).await?;
+        if usage.recent_uploads >= i64::from(self.settings.uploads_per_hour) {
+            return Err(MediaError::RateLimited(format!(
+                "at most {} uploads an hour; try again later",
+                self.settings.uploads_per_hour
+            )));
+        }
+        let total = u64::try_from(usage.bytes)
+            .unwrap_or(0)
+            .saturating_add(incoming);
+        if total > self.settings.quota_bytes {
+            return Err(MediaError::QuotaExceeded(format!(
+                "your media would take {total} bytes; the quota is {} bytes",
+                self.settings.quota_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// A direct upload: the body is streamed to a spool file (never held
+    /// whole in memory), its type decided by its bytes, then processed
+    /// and stored. `expected`: the kind the client says it sends, if it
+    /// says; a file of another kind is refused.
+    pub async fn upload<S, E>(
+        &self,
+        owner: Uuid,
+        expected: Option<MediaKind>,
+        declared_len: Option<u64>,
+        body: S,
+    ) -> Result<MediaView, MediaError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let result = self.upload_inner(owner, expected, declared_len, body).await;
+        self.refused(result)
+    }
+
+    async fn upload_inner<S, E>(
+        &self,
+        owner: Uuid,
+        expected: Option<MediaKind>,
+        declared_len: Option<u64>,
+        body: S,
+    ) -> Result<MediaView, MediaError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        let limit = expected.map_or(self.settings.max_upload_bytes(), |k| self.kind_limit(k));
+        if declared_len.is_some_and(|len| len > limit) {
+            return Err(self.too_large(expected));
+        }
+        self.admit(owner, declared_len.unwrap_or(0)).await?;
+        let spooled = tokio::time::timeout(
+            self.settings.upload_timeout(),
+            self.spool(body, limit, expected),
+        )
+        .await
+        .map_err(|_| MediaError::Timeout)??;
+        let id = Uuid::now_v7();
+        self.ingest(owner, id, spooled, expected, None).await
+    }
+
+    async fn spool<S, E>(
+        &self,
+        mut body: S,
+        limit: u64,
+        expected: Option<MediaKind>,
+    ) -> Result<Spooled, MediaError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        tokio::fs::create_dir_all(&self.settings.spool_path).await?;
+        let file = tempfile::NamedTempFile::new_in(&self.settings.spool_path)?;
+        let mut writer = tokio::io::BufWriter::new(tokio::fs::File::from_std(file.reopen()?));
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                tracing::debug!(error = %e, "upload body failed");
+                MediaError::BodyRead
+            })?;
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(self.too_large(expected));
+            }
+            writer.write_all(&chunk).await?;
+        }
+        writer.flush().await?;
+        Ok(Spooled { file, size })
+    }
+
+    /// Asks for a presigned direct-to-bucket upload (S3 only).
+    pub async fn create_upload(
+        &self,
+        owner: Uuid,
+        request: &CreateUpload,
+    ) -> Result<UploadTicket, MediaError> {
+        let result = self.create_upload_inner(owner, request).await;
+        self.refused(result)
+    }
+
+    async fn create_upload_inner(
+        &self,
+        owner: Uuid,
+        request: &CreateUpload,
+    ) -> Result<UploadTicket, MediaError> {
+        let Some(signer) = &self.objects.signer else {
+            return Err(MediaError::PresignUnavailable);
+        };
+        let size = u64::try_from(request.size)
+            .ok()
+            .filter(|&s| s > 0)
+            .ok_or_else(|| {
+                MediaError::Validation("size must be a positive number of bytes".to_owned())
+            })?;
+        if size > self.kind_limit(request.kind) {
+            return Err(self.too_large(Some(request.kind)));
+        }
+        self.admit(owner, size).await?;
+        let id = Uuid::now_v7();
+        let path = upload_path(id);
+        let created = now_ms();
+        self.store
+            .create_media(&NewMedia {
+                id,
+                owner_id: owner,
+                kind: request.kind.as_str().to_owned(),
+                size_bytes: request.size,
+                upload_key: Some(path.to_string()),
+                created_at_ms: created,
+            })
+            .await?;
+        let ttl = std::time::Duration::from_secs(self.settings.presign_ttl_secs);
+        let url = signer.signed_url(http::Method::PUT, &path, ttl).await?;
+        Ok(UploadTicket {
+            media_id: id,
+            method: "PUT".to_owned(),
+            upload_url: url.to_string(),
+            expires_at: created + (self.settings.presign_ttl_secs as i64) * 1000,
+        })
+    }
+
+    /// Completes a presigned upload: the object is checked and processed
+    /// like a direct upload. Completing a ready upload again returns it.
+    pub async fn complete_upload(&self, owner: Uuid, id: Uuid) -> Result<MediaView, MediaError> {
+        let result = self.complete_inner(owner, id).await;
+        self.refused(result)
+    }
+
+    async fn complete_inner(&self, owner: Uuid, id: Uuid) -> Result<MediaView, MediaError> {
+        let record = self.owned(owner, id).await?;
+        if record.is_ready() {
+            return view(&record);
+        }
+        let kind = MediaKind::parse(&record.kind);
+        let path = upload_path(id);
+        let meta = match self.objects.store.head(&path).await {
+            Ok(meta) => meta,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(MediaError::NotReady(
+                    "nothing was uploaded to the upload URL yet".to_owned(),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let limit = kind.map_or(self.settings.max_upload_bytes(), |k| self.kind_limit(k));
+        if meta.size > limit {
+            self.discard(id).await;
+            return Err(self.too_large(kind));
+        }
+        let spooled = self.spool_object(&path, limit, kind).await?;
+        let outcome = self.ingest(owner, id, spooled, kind, Some(&record)).await;
+        // Processed or refused, the upload object has served its purpose.
+        if let Err(e) = self.objects.store.delete(&path).await {
+            tracing::warn!(media_id = %id, error = %e, "could not delete a completed upload object");
+        }
+        outcome
+    }
+
+    async fn spool_object(
+        &self,
+        path: &object_store::path::Path,
+        limit: u64,
+        kind: Option<MediaKind>,
+    ) -> Result<Spooled, MediaError> {
+        let stream = self.objects.store.get(path).await?.into_stream();
+        self.spool(stream, limit, kind).await
+    }
+
+    /// The caller's own media (another user's is [`MediaError::NotFound`]).
+    pub(crate) async fn owned(&self, owner: Uuid, id: Uuid) -> Result<MediaRecord, MediaError> {
+        match self.store.media(id).await? {
+            Some(record) if record.owner_id == owner => Ok(record),
+            _ => Err(MediaError::NotFound),
+        }
+    }
+
+    /// An upload as its owner sees it.
+    pub async fn get(&self, owner: Uuid, id: Uuid) -> Result<MediaView, MediaError> {
+        view(&self.owned(owner, id).await?)
+    }
+
+    /// Decides the type, processes, stores the objects and marks the row
+    /// ready. A direct upload's row is written here, before any object
+    /// (so a crash leaves a row the collector finds); a presigned one's
+    /// exists (`existing`). A refused upload leaves nothing behind.
+    async fn ingest(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        spooled: Spooled,
+        expected: Option<MediaKind>,
+        existing: Option<&MediaRecord>,
+    ) -> Result<MediaView, MediaError> {
+        let format = match self.decide(&spooled, expected) {
+            Ok(format) => format,
+            Err(e) => {
+                if existing.is_some() {
+                    self.discard(id).await;
+                }
+                return Err(e);
+            }
+        };
+        let kind = format.kind();
+        if existing.is_none() {
+            self.store
+                .create_media(&NewMedia {
+                    id,
+                    owner_id: owner,
+                    kind: kind.as_str().to_owned(),
+                    size_bytes: spooled.size as i64,
+                    upload_key: None,
+                    created_at_ms: now_ms(),
+                })
+                .await?;
+        }
+        match self.process_and_store(id, format, spooled).await {
+            Ok(record) => {
+                let labels = KindLabels {
+                    kind: kind.as_str().to_owned(),
+                };
+                self.stats.uploads.get_or_create(&labels).inc();
+                self.stats
+                    .upload_bytes
+                    .get_or_create(&labels)
+                    .inc_by(record.size_bytes.max(0) as u64);
+                tracing::info!(media_id = %id, kind = kind.as_str(), size = record.size_bytes, "media stored");
+                view(&record)
+            }
+            Err(e) => {
+                self.discard(id).await;
+                Err(e)
+            }
+        }
+    }
+
+    fn decide(&self, spooled: &Spooled, expected: Option<MediaKind>) -> Result<Format, MediaError> {
+        let mut head = [0u8; SNIFF_LEN];
+        let mut file = spooled.file.reopen()?;
+        let read = read_up_to(&mut file, &mut head)?;
+        let format =
+            sniff::detect(&head[..read]).map_err(|why| MediaError::Unsupported(why.to_owned()))?;
+        let kind = format.kind();
+        if let Some(expected) = expected
+            && expected != kind
+        {
+            return Err(MediaError::TypeMismatch(format!(
+                "the file is {} ({}), not {}",
+                kind.as_str(),
+                format.mime(),
+                expected.as_str()
+            )));
+        }
+        if spooled.size > self.kind_limit(kind) {
+            return Err(self.too_large(Some(kind)));
+        }
+        Ok(format)
+    }
+
+    async fn process_and_store(
+        &self,
+        id: Uuid,
+        format: Format,
+        spooled: Spooled,
+    ) -> Result<MediaRecord, MediaError> {
+        let started = Instant::now();
+        let processed = {
+            let _permit = self
+                .decodes
+                .acquire()
+                .await
+                .map_err(|_| MediaError::Storage("shutting down".to_owned()))?;
+            let max_pixels = self.settings.max_image_pixels;
+            let max_secs = self.settings.max_voice_secs;
+            let mut file = spooled.file.reopen()?;
+            tokio::task::spawn_blocking(move || -> Result<Processed, MediaError> {
+                match format {
+                    Format::Mp4 => {
+                        let details = voice::process(file.try_clone()?, max_secs)?;
+                        file.rewind()?;
+                        Ok(Processed::Voice { details, file })
+                    }
+                    _ => {
+                        let mut bytes = Vec::new();
+                        file.read_to_end(&mut bytes)?;
+                        Ok(Processed::Image(image::process(
+                            Bytes::from(bytes),
+                            format,
+                            max_pixels,
+                        )?))
+                    }
+                }
+            })
+            .await
+            .map_err(|e| MediaError::Storage(format!("processing task failed: {e}")))??
+        };
+        self.stats
+            .processing_seconds
+            .get_or_create(&KindLabels {
+                kind: format.kind().as_str().to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        let store = &self.objects.store;
+        let (mime, size, details) = match processed {
+            Processed::Image(image) => {
+                for (size, bytes) in image.thumbnails {
+                    store
+                        .put(
+                            &object_path(id, Variant::Thumbnail(size)),
+                            PutPayload::from(bytes),
+                        )
+                        .await?;
+                }
+                let size = image.original.len() as i64;
+                store
+                    .put(
+                        &object_path(id, Variant::Original),
+                        PutPayload::from(image.original),
+                    )
+                    .await?;
+                (image.mime, size, to_json(&image.details)?)
+            }
+            Processed::Voice { details, file } => {
+                self.put_file(id, file).await?;
+                (format.mime(), spooled.size as i64, to_json(&details)?)
+            }
+        };
+        let ready = ReadyMedia {
+            id,
+            kind: format.kind().as_str().to_owned(),
+            mime: mime.to_owned(),
+            size_bytes: size,
+            details,
+            ready_at_ms: now_ms(),
+        };
+        if !self.store.mark_media_ready(&ready).await? {
+            // Completed twice at once: the other completion won; its row is the answer.
+            tracing::debug!(media_id = %id, "media was made ready by another request");
+        }
+        self.store.media(id).await?.ok_or(MediaError::NotFound)
+    }
+
+    /// Streams a spooled original to the store in parts.
+    async fn put_file(&self, id: Uuid, file: std::fs::File) -> Result<(), MediaError> {
+        let upload = self
+            .objects
+            .store
+            .put_multipart(&object_path(id, Variant::Original))
+            .await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+        let mut file = tokio::fs::File::from_std(file);
+        let mut buffer = vec![0u8; 256 * 1024];
+        loop {
+            let read = tokio::io::AsyncReadExt::read(&mut file, &mut buffer).await?;
+            if read == 0 {
+                break;
+            }
+            writer.wait_for_capacity(2).await?;
+            writer.write(&buffer[..read]);
+        }
+        writer.finish().await?;
+        Ok(())
+    }
+
+    /// Deletes an upload that will not be used: its row (unless a message
+    /// uses it) and its objects. Failures are logged; the collector retries.
+    pub(crate) async fn discard(&self, id: Uuid) {
+        match self.store.delete_unattached_media(id).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(media_id = %id, error = %e, "could not delete a refused upload's row")
+            }
+        }
+        if let Err(e) = self.delete_objects(id).await {
+            tracing::warn!(media_id = %id, error = %e, "could not delete a refused upload's objects");
+        }
+    }
+
+    pub(crate) async fn delete_objects(&self, id: Uuid) -> Result<(), MediaError> {
+        let store = &self.objects.store;
+        let prefix = media_prefix(id);
+        let paths: Vec<_> = store
+            .list(Some(&prefix))
+            .map(|meta| meta.map(|m| m.location))
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect::<Result<_, _>>()?;
+        for path in paths.into_iter().chain([upload_path(id)]) {
+            match store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_up_to(file: &mut std::fs::File, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, MediaError> {
+    serde_json::to_string(value).map_err(|e| MediaError::Storage(format!("details: {e}")))
+}
+
+/// A stored row as its owner sees it.
+pub(crate) fn view(record: &MediaRecord) -> Result<MediaView, MediaError> {
+    let kind = MediaKind::parse(&record.kind)
+        .ok_or_else(|| MediaError::Storage(format!("unknown media kind {}", record.kind)))?;
+    let details = record.details.as_deref();
+    let image = match (kind, details) {
+        (MediaKind::Image, Some(json)) => serde_json::from_str::<ImageDetails>(json).ok(),
+        _ => None,
+    };
+    let voice = match (kind, details) {
+        (MediaKind::Voice, Some(json)) => serde_json::from_str::<VoiceDetails>(json).ok(),
+        _ => None,
+    };
+    Ok(MediaView {
+        id: record.id,
+        kind,
+        state: if record.is_ready() {
+            MediaState::Ready
+        } else {
+            MediaState::Pending
+        },
+        mime: record.mime.clone(),
+        size: record.is_ready().then_some(record.size_bytes),
+        image,
+        voice,
+        attached: record.room_id.is_some(),
+        created_at: record.created_at_ms,
+    })
+}
