@@ -6,6 +6,7 @@
 //! When one is unset the test says it is skipped, except under `CI=true`,
 //! where a missing service is a failure.
 
+pub mod media_fixtures;
 mod process;
 pub mod push_fakes;
 
@@ -15,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use iyagi_store::{Storage, StoreOptions};
 use sqlx::Connection;
 
-pub use process::PrivateService;
+pub use process::{PrivateService, S3_ACCESS_KEY, S3_SECRET_KEY};
 
 /// The URL of a test service, from `var`. `None` (with a note on stderr)
 /// when unset outside CI; panics when unset under `CI=true`.

@@ -6,6 +6,10 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+/// The credentials of [`PrivateService::s3`].
+pub const S3_ACCESS_KEY: &str = "iyagi-test-access";
+pub const S3_SECRET_KEY: &str = "iyagi-test-secret-key-0123456789";
+
 /// A service process the test owns. Killed when dropped.
 pub struct PrivateService {
     program: String,
@@ -50,6 +54,33 @@ impl PrivateService {
             port.to_string(),
         ];
         PrivateService::started(program, args, port, "nats", dir).await
+    }
+
+    /// A private S3-compatible server: `s3s-fs` (crates.io), which checks
+    /// SigV4 signatures and presigned URLs' expiry, on a folder of its own
+    /// holding the bucket `bucket`; credentials [`S3_ACCESS_KEY`] /
+    /// [`S3_SECRET_KEY`]. Found at `$IYAGI_TEST_S3FS` or on PATH (`.ci/run`
+    /// installs it). `None` outside CI when missing; a failure under CI.
+    pub async fn s3(bucket: &str) -> Option<PrivateService> {
+        let program = match std::env::var("IYAGI_TEST_S3FS") {
+            Ok(path) if !path.is_empty() => path,
+            _ => find("s3s-fs")?,
+        };
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join(bucket)).expect("bucket folder");
+        let port = free_port();
+        let args = vec![
+            "--host".to_owned(),
+            "127.0.0.1".to_owned(),
+            "--port".to_owned(),
+            port.to_string(),
+            "--access-key".to_owned(),
+            S3_ACCESS_KEY.to_owned(),
+            "--secret-key".to_owned(),
+            S3_SECRET_KEY.to_owned(),
+            dir.path().display().to_string(),
+        ];
+        PrivateService::started(program, args, port, "http", dir).await
     }
 
     async fn started(
