@@ -48,6 +48,12 @@ pub fn process(
         Format::WebP => ImageFormat::WebP,
         Format::Mp4 => return Err(MediaError::Unsupported("not an image".to_owned())),
     };
+    let bytes = if format == Format::Jpeg {
+        let end = jpeg_end(&bytes)?;
+        bytes.slice(..end)
+    } else {
+        bytes
+    };
     let mut reader = ImageReader::with_format(Cursor::new(&bytes[..]), image_format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -187,6 +193,43 @@ fn strip(bytes: Bytes, format: Format) -> Result<Bytes, MediaError> {
         Format::Gif => copy_gif_frames(&bytes),
         Format::Mp4 => Err(MediaError::Unsupported("not an image".to_owned())),
     }
+}
+
+/// Where a JPEG ends: just past its end-of-image marker. A decoder fills
+/// a truncated file's missing rows with grey and says nothing, so a file
+/// without that marker is refused here; bytes after it (a polyglot's
+/// HTML, say) are not part of the image and are not kept. Walks the
+/// marker segments by their lengths, and scan data by the format's byte
+/// stuffing (FF 00 and the RSTn markers stay inside a scan).
+fn jpeg_end(bytes: &[u8]) -> Result<usize, MediaError> {
+    let truncated = || {
+        MediaError::Undecodable("the JPEG is truncated (it has no end-of-image marker)".to_owned())
+    };
+    let mut at = 2; // past SOI
+    let mut in_scan = false;
+    while at + 1 < bytes.len() {
+        if bytes[at] != 0xFF {
+            if !in_scan {
+                return Err(undecodable("a JPEG marker was expected"));
+            }
+            at += 1;
+            continue;
+        }
+        let marker = bytes[at + 1];
+        match marker {
+            0xD9 => return Ok(at + 2),
+            // Stuffed FF, restart markers, fill bytes: still in the scan.
+            0x00 | 0xD0..=0xD7 | 0xFF if in_scan => at += if marker == 0xFF { 1 } else { 2 },
+            0x01 | 0xD0..=0xD8 => at += 2,
+            _ => {
+                let len = bytes.get(at + 2..at + 4).ok_or_else(truncated)?;
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                at += 2 + len;
+                in_scan = marker == 0xDA;
+            }
+        }
+    }
+    Err(truncated())
 }
 
 /// A GIF's frames (every one: animation kept) into a new file: comments

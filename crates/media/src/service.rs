@@ -75,6 +75,11 @@ impl MediaService {
         &self.stats
     }
 
+    /// The object store, for tests that plant or look for objects.
+    pub fn objects_for_tests(&self) -> &Objects {
+        &self.objects
+    }
+
     /// Whether presigned uploads are possible (S3 storage).
     pub fn can_presign(&self) -> bool {
         self.objects.signer.is_some()

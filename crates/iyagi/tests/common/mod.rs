@@ -43,6 +43,15 @@ pub async fn start(db: &str, port: u16, env: &[(&str, String)]) -> Server {
         ])
         .env("IYAGI_AUTH__PASSWORD__MEMORY_KIB", "64")
         .env("IYAGI_AUTH__PASSWORD__ITERATIONS", "1")
+        // Media of its own (never the working directory's data/).
+        .env(
+            "IYAGI_MEDIA__PATH",
+            std::env::temp_dir().join(format!("iyagi-bin-media-{port}")),
+        )
+        .env(
+            "IYAGI_MEDIA__SPOOL_PATH",
+            std::env::temp_dir().join(format!("iyagi-bin-spool-{port}")),
+        )
         .stdout(Stdio::null());
     for (key, value) in env {
         command.env(key, value);

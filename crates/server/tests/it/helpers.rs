@@ -26,6 +26,10 @@ pub fn test_settings(database_url: &str) -> Settings {
     // Real argon2id, at a cost that keeps the suite fast.
     settings.auth.password.memory_kib = 256;
     settings.auth.password.iterations = 1;
+    // Media of one's own per test (never the working directory's data/).
+    let media = std::env::temp_dir().join(format!("iyagi-test-media-{}", uuid::Uuid::now_v7()));
+    settings.media.path = media.join("objects");
+    settings.media.spool_path = media.join("spool");
     settings
 }
 

@@ -15,6 +15,7 @@ mod cluster;
 mod faults;
 mod frame_refs;
 mod keys;
+mod media;
 mod oidc;
 mod ops;
 mod push;
