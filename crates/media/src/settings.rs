@@ -66,7 +66,13 @@ pub struct S3Settings {
     /// Allow `http://` endpoints (tests, a bucket on the same host).
     pub allow_http: bool,
     pub access_key_id: String,
+    /// Never printed: `iyagi config` shows `***`.
+    #[serde(serialize_with = "redacted")]
     pub secret_access_key: String,
+}
+
+fn redacted<S: serde::Serializer>(secret: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if secret.is_empty() { "" } else { "***" })
 }
 
 impl std::fmt::Debug for S3Settings {

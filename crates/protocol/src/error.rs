@@ -212,6 +212,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_code_is_in_the_protocol_docs() {
+        let doc = include_str!("../../../docs/protocol.md");
+        for code in ErrorCode::ALL {
+            let row = format!("| `{}` | {} |", code.as_str(), code.http_status());
+            assert!(doc.contains(&row), "docs/protocol.md lacks the row {row}");
+        }
+    }
+
+    #[test]
     fn wire_name_matches_serde_name_for_every_code() {
         for code in ErrorCode::ALL {
             let json = serde_json::to_value(code).expect("serialize code");

@@ -573,7 +573,9 @@ pub async fn bad_uploads_are_refused_and_store_nothing(db_url: String) {
     let owner = Uuid::parse_str(&alice.user_id).unwrap();
 
     let jpeg = media_fixtures::jpeg(200, 100);
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, u16, &str)> = vec![
+    // (what, ?kind=, bytes, status, code)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "truncated",
             Some("image"),
