@@ -23,3 +23,31 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// Integers, also when written `1795605000000.0`: JSON does not tell the
+/// two apart, and JSON Schema's `integer` accepts both.
+pub(crate) mod whole {
+    use serde::Deserialize;
+
+    fn from_number<E: serde::de::Error>(number: serde_json::Number) -> Result<i64, E> {
+        if let Some(n) = number.as_i64() {
+            return Ok(n);
+        }
+        match number.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+            _ => Err(E::custom(format!("{number} is not a whole number"))),
+        }
+    }
+
+    pub fn required<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+        from_number(serde_json::Number::deserialize(deserializer)?)
+    }
+
+    pub fn optional<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<i64>, D::Error> {
+        Option::<serde_json::Number>::deserialize(deserializer)?
+            .map(from_number)
+            .transpose()
+    }
+}

@@ -103,6 +103,8 @@ pub struct CreateUpload {
     pub kind: MediaKind,
     /// The file's size in bytes; checked against the limits and the quota now,
     /// and against the uploaded object at completion.
+    #[serde(deserialize_with = "crate::whole::required")]
+    #[schema(minimum = 1)]
     pub size: i64,
 }
 

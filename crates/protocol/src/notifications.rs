@@ -164,24 +164,7 @@ pub struct Preferences {
 #[serde(deny_unknown_fields)]
 pub struct RoomMute {
     /// Until when (ms since the epoch); absent or null: until unmuted.
-    #[serde(default, deserialize_with = "integral")]
+    #[serde(default, deserialize_with = "crate::whole::optional")]
     #[schema(minimum = 1)]
     pub until: Option<i64>,
-}
-
-/// An integer, also when written `1795605000000.0` (JSON does not tell the
-/// two apart, and JSON Schema's `integer` accepts both).
-fn integral<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
-    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
-        return Ok(None);
-    };
-    if let Some(n) = number.as_i64() {
-        return Ok(Some(n));
-    }
-    match number.as_f64() {
-        Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Some(f as i64)),
-        _ => Err(serde::de::Error::custom(format!(
-            "{number} is not a whole number of milliseconds"
-        ))),
-    }
 }

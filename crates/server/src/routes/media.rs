@@ -38,7 +38,7 @@ pub fn router() -> Router<AppState> {
 pub struct UploadParams {
     /// `image` or `voice`: what you mean to send. Optional; the type is
     /// decided by the bytes, and a file of the other kind is refused (415).
-    #[param(required = false)]
+    #[param(value_type = Option<MediaKind>, required = false)]
     kind: Option<String>,
 }
 
