@@ -107,6 +107,20 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         settle_secs: u64,
     },
+    /// Image uploads (photo-like JPEGs of `megapixels`) or voice uploads
+    /// (`voice_secs` of AAC each), `concurrency` at once: uploads per
+    /// second, server CPU per upload, the server's peak RSS meanwhile.
+    Media {
+        #[arg(long, default_value_t = 1.0)]
+        megapixels: f64,
+        /// Upload voice files of this many seconds instead of images.
+        #[arg(long)]
+        voice_secs: Option<f64>,
+        #[arg(long, default_value_t = 64)]
+        uploads: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// Run the bare relay server.
     Relay {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -193,6 +207,20 @@ async fn main() -> anyhow::Result<()> {
                 duration: Duration::from_secs(secs),
             };
             scenarios::fanout::run(&ctx, opts).await?
+        }
+        Command::Media {
+            megapixels,
+            voice_secs,
+            uploads,
+            concurrency,
+        } => {
+            let opts = scenarios::media::Options {
+                megapixels,
+                voice_secs,
+                uploads,
+                concurrency,
+            };
+            scenarios::media::run(&ctx, opts).await?
         }
         Command::LoginFlood {
             attempts,

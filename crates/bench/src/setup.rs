@@ -178,6 +178,26 @@ impl Setup {
         Ok(())
     }
 
+    /// Uploads `bytes` as `kind` media; the server's `MediaView`.
+    pub async fn upload_media(
+        &self,
+        user: &BenchUser,
+        kind: &str,
+        bytes: Vec<u8>,
+    ) -> anyhow::Result<serde_json::Value> {
+        let response = self
+            .http
+            .post(format!("{}/v1/media?kind={kind}", self.target.http))
+            .bearer_auth(&user.token)
+            .body(bytes)
+            .send()
+            .await?;
+        if response.status() != reqwest::StatusCode::CREATED {
+            bail!("upload: {}", response.text().await.unwrap_or_default());
+        }
+        Ok(response.json().await?)
+    }
+
     /// The fake FCM's accepted pushes: `(room_id, seq, arrived unix ms)`.
     pub async fn fake_fcm_accepted(&self, fake: &str) -> anyhow::Result<Vec<(String, i64, u64)>> {
         let stats: Value = self

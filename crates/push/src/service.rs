@@ -52,6 +52,9 @@ pub struct PushService {
     decisions: mpsc::UnboundedSender<Decision>,
     /// Shared with the recorder, so a mute here clears its room's entry.
     pub(crate) room_facts: Arc<RoomFactsCache>,
+    /// The Web Push (VAPID) public key, base64url, served to browsers; set
+    /// once the key is loaded (it lives with the signing keys).
+    vapid_public_key: std::sync::OnceLock<String>,
 }
 
 /// One message's push decision: the members due a push for it.
@@ -93,7 +96,18 @@ impl PushService {
             stats,
             decisions,
             room_facts,
+            vapid_public_key: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records the VAPID public key (the first call wins).
+    pub fn set_vapid_public_key(&self, key: String) {
+        let _ = self.vapid_public_key.set(key);
+    }
+
+    /// The VAPID public key ("" before it is set).
+    pub fn vapid_public_key(&self) -> &str {
+        self.vapid_public_key.get().map_or("", String::as_str)
     }
 
     pub fn stats(&self) -> &Arc<PushStats> {

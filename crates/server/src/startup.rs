@@ -154,6 +154,7 @@ impl Application {
                 settings.push.worker_settings(),
             )
         });
+        push_service.set_vapid_public_key(vapid.public_key().to_string());
         let notifier: Arc<dyn PushNotifier> = push.unwrap_or_else(|| push_service.clone());
         let chat = Arc::new(ChatService::new(
             store.clone(),
@@ -183,7 +184,6 @@ impl Application {
             chat,
             push: push_service,
             media,
-            vapid_public_key: vapid.public_key().into(),
             hub,
             bus,
             sessions,

@@ -25,8 +25,6 @@ pub struct AppState {
     pub push: Arc<PushService>,
     /// Uploads, their processing, downloads and the collector.
     pub media: Arc<MediaService>,
-    /// The Web Push (VAPID) public key, base64url, for browsers.
-    pub vapid_public_key: Arc<str>,
     /// This node's WebSocket connections.
     pub hub: Arc<Hub>,
     /// Delivery to every node's connections, and whether events may have been lost.

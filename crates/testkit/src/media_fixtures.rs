@@ -47,6 +47,29 @@ pub fn jpeg(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A photo-like JPEG (quality 85): a gradient with per-pixel noise, so
+/// it costs what a camera picture costs to decode (a plain gradient
+/// compresses to almost nothing).
+pub fn photo_like_jpeg(width: u32, height: u32) -> Vec<u8> {
+    let mut state = 0x2545_F491_u32;
+    let image = image::RgbImage::from_fn(width, height, |x, y| {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let noise = (state & 0x3F) as u8;
+        image::Rgb([
+            ((x * 191 / width.max(1)) as u8).wrapping_add(noise),
+            ((y * 191 / height.max(1)) as u8).wrapping_add(noise / 2),
+            100u8.wrapping_add(noise),
+        ])
+    });
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
+        .encode_image(&image)
+        .expect("encode jpeg");
+    out
+}
+
 /// A real PNG of `width`×`height`.
 pub fn png(width: u32, height: u32) -> Vec<u8> {
     let image = image::RgbaImage::from_fn(width, height, |x, _| image::Rgba([x as u8, 0, 0, 200]));

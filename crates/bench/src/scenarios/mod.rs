@@ -5,6 +5,7 @@ pub mod catchup;
 pub mod fanout;
 pub mod idle;
 pub mod login_flood;
+pub mod media;
 pub mod pairs;
 pub mod push;
 

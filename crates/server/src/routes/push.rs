@@ -202,7 +202,7 @@ pub async fn unknown_provider(
     responses((status = 200, body = VapidPublicKey)))]
 pub async fn vapid_public_key(State(state): State<AppState>) -> Json<VapidPublicKey> {
     Json(VapidPublicKey {
-        public_key: state.vapid_public_key.to_string(),
+        public_key: state.push.vapid_public_key().to_owned(),
     })
 }
 
