@@ -50,7 +50,7 @@ if [ "${BACKEND:-embedded}" = postgres ]; then
 fi
 
 tail -n1 /tmp/iyagi-bench/iyagi.out >> "$out"
-[ -n "${SKIP_RELAY:-}" ] || [ "$scenario" = push ] && exit 0
+[ -n "${SKIP_RELAY:-}" ] || [ "$scenario" = push ] || [ "$scenario" = media ] && exit 0
 
 "$bin/iyagi-bench" relay --listen 127.0.0.1:9090 & relay=$!
 wait_port 9090

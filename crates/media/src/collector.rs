@@ -48,6 +48,7 @@ impl MediaService {
             }
         }
         collected.orphans = self.collect_orphans(now_ms).await?;
+        self.clean_spool().await;
         let count = |what: &str, n: u64| {
             self.stats
                 .collected
@@ -90,6 +91,28 @@ impl MediaService {
             deleted += 1;
         }
         Ok(deleted)
+    }
+
+    /// Deletes spool files left by a process that died mid-upload (a live
+    /// upload's file is younger than the upload timeout; twice that is safe
+    /// even with several processes sharing the folder).
+    async fn clean_spool(&self) {
+        let max_age = self.settings.upload_timeout() * 2;
+        let Ok(mut entries) = tokio::fs::read_dir(&self.settings.spool_path).await else {
+            return;
+        };
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            let old = entry
+                .metadata()
+                .await
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > max_age);
+            if old && tokio::fs::remove_file(entry.path()).await.is_ok() {
+                tracing::info!(path = %entry.path().display(), "removed a stale spool file");
+            }
+        }
     }
 
     /// Collects every `media.collect_every_secs` until `shutdown` turns true.

@@ -33,6 +33,8 @@ pub struct MediaService {
     pub(crate) settings: MediaSettings,
     /// Decodes at once on this node: each may take hundreds of MB.
     decodes: Arc<Semaphore>,
+    /// Uploads arriving at once on this node (each holds a spool file).
+    arriving: Arc<Semaphore>,
     pub(crate) stats: MediaStats,
 }
 
@@ -60,6 +62,7 @@ impl MediaService {
     ) -> MediaService {
         MediaService {
             decodes: Arc::new(Semaphore::new(settings.decode_concurrency.max(1))),
+            arriving: Arc::new(Semaphore::new(settings.max_uploads_in_flight.max(1))),
             store,
             objects,
             settings,
@@ -167,6 +170,11 @@ impl MediaService {
             return Err(self.too_large(expected));
         }
         self.admit(owner, declared_len.unwrap_or(0)).await?;
+        let _arriving = self.arriving.clone().try_acquire_owned().map_err(|_| {
+            MediaError::RateLimited(
+                "this server is receiving too many uploads; retry shortly".to_owned(),
+            )
+        })?;
         let spooled = tokio::time::timeout(
             self.settings.upload_timeout(),
             self.spool(body, limit, expected),
@@ -285,6 +293,11 @@ impl MediaService {
             self.discard(id).await;
             return Err(self.too_large(kind));
         }
+        let _arriving = self.arriving.clone().try_acquire_owned().map_err(|_| {
+            MediaError::RateLimited(
+                "this server is receiving too many uploads; retry shortly".to_owned(),
+            )
+        })?;
         let spooled = self.spool_object(&path, limit, kind).await?;
         let outcome = self.ingest(owner, id, spooled, kind, Some(&record)).await;
         // Processed or refused, the upload object has served its purpose.

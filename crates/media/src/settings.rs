@@ -29,6 +29,9 @@ pub struct MediaSettings {
     pub quota_bytes: u64,
     /// Uploads one user may start per hour (default 300).
     pub uploads_per_hour: u32,
+    /// Uploads arriving at once on this node (default 64): each may take
+    /// its size limit in the spool folder, so this bounds that folder.
+    pub max_uploads_in_flight: usize,
     /// Images and voice files decoded at once on this node (default 2).
     pub decode_concurrency: usize,
     /// An upload must arrive within this long (default 300 s).
@@ -107,6 +110,7 @@ impl Default for MediaSettings {
             max_voice_secs: 15 * 60,
             quota_bytes: 2048 * MIB,
             uploads_per_hour: 300,
+            max_uploads_in_flight: 64,
             decode_concurrency: 2,
             upload_timeout_secs: 300,
             presign_ttl_secs: 15 * 60,

@@ -80,6 +80,56 @@ pub fn png(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+/// A lossless WebP of `width`×`height`.
+pub fn webp(width: u32, height: u32) -> Vec<u8> {
+    let image = image::RgbaImage::from_fn(width, height, |x, y| {
+        image::Rgba([x as u8, y as u8, 50, 255])
+    });
+    let mut out = Vec::new();
+    image
+        .write_to(&mut Cursor::new(&mut out), image::ImageFormat::WebP)
+        .expect("encode webp");
+    out
+}
+
+/// An animated GIF of `frames` frames, `width`×`height`, with a comment
+/// extension holding [`PLANTED`].
+pub fn animated_gif(width: u16, height: u16, frames: u8) -> Vec<u8> {
+    let mut out = Vec::new();
+    {
+        let palette = [0u8, 0, 0, 255, 255, 255, 255, 0, 0, 0, 0, 255];
+        let mut encoder = gif::Encoder::new(&mut out, width, height, &palette).expect("gif");
+        encoder.set_repeat(gif::Repeat::Infinite).expect("repeat");
+        encoder
+            .write_raw_extension(gif::Extension::Comment.into(), &[PLANTED])
+            .expect("comment");
+        for n in 0..frames {
+            let pixels = vec![n % 4; usize::from(width) * usize::from(height)];
+            let frame = gif::Frame {
+                width,
+                height,
+                buffer: std::borrow::Cow::Owned(pixels),
+                delay: 10,
+                ..gif::Frame::default()
+            };
+            encoder.write_frame(&frame).expect("frame");
+        }
+    }
+    out
+}
+
+/// How many frames a GIF has.
+pub fn gif_frames(bytes: &[u8]) -> usize {
+    let mut options = gif::DecodeOptions::new();
+    options.set_color_output(gif::ColorOutput::Indexed);
+    let mut decoder = options.read_info(bytes).expect("a gif");
+    let mut frames = 0;
+    while decoder.read_next_frame().expect("frame").is_some() {
+        frames += 1;
+    }
+    frames
+}
+
 /// A decompression bomb: a tiny PNG whose header claims `width`×`height`
 /// (the rest is one small, valid zlib stream of zeros that would inflate
 /// to width×height pixels if a decoder believed it).

@@ -186,6 +186,52 @@ async fn end_to_end(settings: Settings) {
         (Some(300), Some(100))
     );
 
+    // WebP and an animated GIF (first frame for thumbnails, every frame kept).
+    let webp = upload(&app, &alice, "image", media_fixtures::webp(120, 90)).await;
+    assert_eq!(webp["mime"], "image/webp");
+    assert_eq!(
+        (
+            webp["image"]["width"].as_u64(),
+            webp["image"]["height"].as_u64()
+        ),
+        (Some(120), Some(90))
+    );
+    let gif = upload(
+        &app,
+        &alice,
+        "image",
+        media_fixtures::animated_gif(50, 40, 3),
+    )
+    .await;
+    assert_eq!(gif["mime"], "image/gif");
+    assert_eq!(
+        (
+            gif["image"]["width"].as_u64(),
+            gif["image"]["height"].as_u64()
+        ),
+        (Some(50), Some(40))
+    );
+    let gif_bytes = fetch(
+        &app,
+        Some(&alice),
+        &format!("/v1/media/{}/content", gif["id"].as_str().unwrap()),
+        &[],
+    )
+    .await
+    .bytes()
+    .await
+    .unwrap();
+    assert_eq!(media_fixtures::gif_frames(&gif_bytes), 3, "animation kept");
+    assert!(!contains(&gif_bytes, PLANTED), "comment gone");
+    let gif_thumb = fetch(
+        &app,
+        Some(&alice),
+        &format!("/v1/media/{}/thumbnails/320", gif["id"].as_str().unwrap()),
+        &[],
+    )
+    .await;
+    assert_eq!(gif_thumb.headers()["content-type"], "image/jpeg");
+
     let voice = upload(&app, &alice, "voice", media_fixtures::m4a(3.0)).await;
     assert_eq!(voice["mime"], "audio/mp4");
     let duration = voice["voice"]["duration_ms"].as_i64().unwrap();
@@ -382,11 +428,11 @@ async fn end_to_end(settings: Settings) {
     // Metrics saw it all.
     let metrics = app.metrics_text().await;
     assert!(
-        metrics.contains("iyagi_media_uploads_total{kind=\"image\"} 2"),
+        metrics.contains("iyagi_media_uploads_total{kind=\"image\"} 4"),
         "{metrics}"
     );
     assert!(metrics.contains("iyagi_media_uploads_total{kind=\"voice\"} 1"));
-    assert!(metrics.contains("iyagi_media_processing_seconds_count{kind=\"image\"} 2"));
+    assert!(metrics.contains("iyagi_media_processing_seconds_count{kind=\"image\"} 4"));
     app.stop().await;
 }
 
