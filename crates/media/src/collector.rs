@@ -75,7 +75,12 @@ impl MediaService {
         for top in ["media", "uploads"] {
             let mut listing = self.objects.store.list(Some(&Path::from(top)));
             while let Some(meta) = listing.next().await {
-                let meta = meta?;
+                let meta = match meta {
+                    Ok(meta) => meta,
+                    // Nothing stored under it yet (a fresh local folder).
+                    Err(object_store::Error::NotFound { .. }) => break,
+                    Err(e) => return Err(e.into()),
+                };
                 if meta.last_modified.timestamp_millis() < grace
                     && let Some(id) = id_of(&meta.location)
                 {

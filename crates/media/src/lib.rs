@@ -14,6 +14,7 @@ mod download;
 mod error;
 mod image;
 mod objects;
+mod pool;
 mod service;
 mod settings;
 mod sniff;

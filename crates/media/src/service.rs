@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::objects::{Objects, Variant, media_prefix, object_path, upload_path};
+use crate::pool::DecodePool;
 use crate::settings::MediaSettings;
 use crate::sniff::{self, Format, SNIFF_LEN};
 use crate::stats::{KindLabels, MediaStats};
@@ -31,8 +32,9 @@ pub struct MediaService {
     pub(crate) store: Arc<dyn Storage>,
     pub(crate) objects: Objects,
     pub(crate) settings: MediaSettings,
-    /// Decodes at once on this node: each may take hundreds of MB.
-    decodes: Arc<Semaphore>,
+    /// Where decodes run, `decode_concurrency` at once: each may take
+    /// hundreds of MB.
+    decodes: DecodePool,
     /// Uploads arriving at once on this node (each holds a spool file).
     arriving: Arc<Semaphore>,
     pub(crate) stats: MediaStats,
@@ -61,7 +63,7 @@ impl MediaService {
         stats: MediaStats,
     ) -> MediaService {
         MediaService {
-            decodes: Arc::new(Semaphore::new(settings.decode_concurrency.max(1))),
+            decodes: DecodePool::new(settings.decode_concurrency),
             arriving: Arc::new(Semaphore::new(settings.max_uploads_in_flight.max(1))),
             store,
             objects,
@@ -415,34 +417,32 @@ impl MediaService {
     ) -> Result<MediaRecord, MediaError> {
         let started = Instant::now();
         let processed = {
-            let _permit = self
-                .decodes
-                .acquire()
-                .await
-                .map_err(|_| MediaError::Storage("shutting down".to_owned()))?;
             let max_pixels = self.settings.max_image_pixels;
             let max_secs = self.settings.max_voice_secs;
             let mut file = spooled.file.reopen()?;
-            tokio::task::spawn_blocking(move || -> Result<Processed, MediaError> {
-                match format {
-                    Format::Mp4 => {
-                        let details = voice::process(file.try_clone()?, max_secs)?;
-                        file.rewind()?;
-                        Ok(Processed::Voice { details, file })
+            self.decodes
+                .run(move || -> Result<Processed, MediaError> {
+                    match format {
+                        Format::Mp4 => {
+                            let details = voice::process(file.try_clone()?, max_secs)?;
+                            file.rewind()?;
+                            Ok(Processed::Voice { details, file })
+                        }
+                        _ => {
+                            let mut bytes = Vec::new();
+                            file.read_to_end(&mut bytes)?;
+                            Ok(Processed::Image(image::process(
+                                Bytes::from(bytes),
+                                format,
+                                max_pixels,
+                            )?))
+                        }
                     }
-                    _ => {
-                        let mut bytes = Vec::new();
-                        file.read_to_end(&mut bytes)?;
-                        Ok(Processed::Image(image::process(
-                            Bytes::from(bytes),
-                            format,
-                            max_pixels,
-                        )?))
-                    }
-                }
-            })
-            .await
-            .map_err(|e| MediaError::Storage(format!("processing task failed: {e}")))??
+                })
+                .await
+                .ok_or_else(|| {
+                    MediaError::Undecodable("the file could not be processed".to_owned())
+                })??
         };
         self.stats
             .processing_seconds

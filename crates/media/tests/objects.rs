@@ -215,3 +215,26 @@ async fn local_disk_does_not_presign() {
     .unwrap();
     assert!(objects.signer.is_none());
 }
+
+#[tokio::test]
+async fn collecting_an_empty_store_finds_nothing() {
+    let db = iyagi_testkit::TestDb::sqlite();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = MediaSettings {
+        path: dir.path().join("objects"),
+        spool_path: dir.path().join("spool"),
+        ..MediaSettings::default()
+    };
+    let service = iyagi_media::MediaService::new(
+        db.open().await,
+        Objects::open(&settings).unwrap(),
+        settings,
+        iyagi_media::MediaStats::default(),
+    );
+    let collected = service
+        .collect(iyagi_protocol::now_ms() + 10 * 86_400_000)
+        .await
+        .expect("no error");
+    assert_eq!((collected.unattached, collected.orphans), (0, 0));
+    db.cleanup().await;
+}
