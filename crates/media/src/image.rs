@@ -6,7 +6,6 @@ use std::io::Cursor;
 
 use bytes::Bytes;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, metadata::Orientation};
-use img_parts::jpeg::Jpeg;
 use img_parts::png::Png;
 use img_parts::webp::WebP;
 use iyagi_protocol::media::{ImageDetails, THUMBNAIL_SIZES, Thumbnail};
@@ -29,6 +28,9 @@ pub struct ProcessedImage {
 const MAX_SIDE: u32 = 16_384;
 /// GIF frames copied into the stored original, at most.
 const MAX_GIF_FRAMES: usize = 2_000;
+/// An animated GIF's frames may hold this many times `max_image_pixels`
+/// in all (a 500×500 animation of 640 frames at the defaults).
+const GIF_PIXEL_BUDGET_FACTOR: u64 = 4;
 const THUMBNAIL_QUALITY: u8 = 80;
 const REENCODE_QUALITY: u8 = 90;
 
@@ -48,11 +50,10 @@ pub fn process(
         Format::WebP => ImageFormat::WebP,
         Format::Mp4 => return Err(MediaError::Unsupported("not an image".to_owned())),
     };
-    let bytes = if format == Format::Jpeg {
-        let end = jpeg_end(&bytes)?;
-        bytes.slice(..end)
-    } else {
-        bytes
+    // JPEG: stripped (and checked for truncation) before any decoding.
+    let stripped_jpeg = match format {
+        Format::Jpeg => Some(strip_jpeg(&bytes)?),
+        _ => None,
     };
     let mut reader = ImageReader::with_format(Cursor::new(&bytes[..]), image_format);
     let mut limits = Limits::default();
@@ -71,7 +72,11 @@ pub fn process(
     let mut decoded =
         DynamicImage::from_decoder(decoder).map_err(|e| limit_or_undecodable(e, max_pixels))?;
     let (original, mime) = if orientation == Orientation::NoTransforms {
-        (strip(bytes, format)?, format.mime())
+        let stripped = match stripped_jpeg {
+            Some(jpeg) => jpeg,
+            None => strip(bytes, format, max_pixels)?,
+        };
+        (stripped, format.mime())
     } else {
         decoded.apply_orientation(orientation);
         reencode(&decoded)?
@@ -137,25 +142,9 @@ fn limit_or_undecodable(err: image::ImageError, max_pixels: u64) -> MediaError {
 /// The original's bytes with every metadata block removed, the pixels'
 /// encoding untouched. Allow-lists: what is not known to be image data
 /// (or colour information) goes, including anything after the image's end.
-fn strip(bytes: Bytes, format: Format) -> Result<Bytes, MediaError> {
+fn strip(bytes: Bytes, format: Format, max_pixels: u64) -> Result<Bytes, MediaError> {
     match format {
-        Format::Jpeg => {
-            let mut jpeg = Jpeg::from_bytes(bytes).map_err(undecodable)?;
-            jpeg.segments_mut().retain(|segment| {
-                let marker = segment.marker();
-                match marker {
-                    // APP0 (JFIF), APP14 (Adobe: colour transform).
-                    0xE0 | 0xEE => true,
-                    // APP2 only as an ICC profile (not MPF, which carries
-                    // further images and their metadata).
-                    0xE2 => segment.contents().starts_with(b"ICC_PROFILE\0"),
-                    // Other APPn (EXIF, XMP, IPTC...) and comments.
-                    0xE1..=0xEF | 0xFE => false,
-                    _ => true,
-                }
-            });
-            Ok(jpeg.encoder().bytes())
-        }
+        Format::Jpeg => strip_jpeg(&bytes),
         Format::Png => {
             let mut png = Png::from_bytes(bytes).map_err(undecodable)?;
             png.chunks_mut().retain(|chunk| {
@@ -190,26 +179,34 @@ fn strip(bytes: Bytes, format: Format) -> Result<Bytes, MediaError> {
             });
             Ok(webp.encoder().bytes())
         }
-        Format::Gif => copy_gif_frames(&bytes),
+        Format::Gif => copy_gif_frames(&bytes, max_pixels),
         Format::Mp4 => Err(MediaError::Unsupported("not an image".to_owned())),
     }
 }
 
-/// Where a JPEG ends: just past its end-of-image marker. A decoder fills
-/// a truncated file's missing rows with grey and says nothing, so a file
-/// without that marker is refused here; bytes after it (a polyglot's
-/// HTML, say) are not part of the image and are not kept. Walks the
-/// marker segments by their lengths, and scan data by the format's byte
-/// stuffing (FF 00 and the RSTn markers stay inside a scan).
-fn jpeg_end(bytes: &[u8]) -> Result<usize, MediaError> {
-    let truncated = || {
-        MediaError::Undecodable("the JPEG is truncated (it has no end-of-image marker)".to_owned())
-    };
+/// A JPEG without its metadata, ending at its end-of-image marker.
+///
+/// Hand-written: a container crate (img-parts) keeps everything after the
+/// first scan as one opaque block, so a progressive JPEG's EXIF segment
+/// between two scans would survive. This walks every marker segment by its
+/// length and every scan by the format's byte stuffing (FF 00 and the RSTn
+/// markers stay inside a scan; FF FF is fill), keeping only what decodes
+/// the image: APP0 only as a bare JFIF header (a JFXX thumbnail is another
+/// picture, with metadata of its own), APP2 only as an ICC profile, APP14
+/// (Adobe colour transform); no other APPn (EXIF, XMP, IPTC, MPF...), no
+/// comments. A file without the end-of-image marker is truncated (a decoder
+/// would fill the missing rows with grey and say nothing); bytes after it
+/// (a polyglot's HTML, say) are not part of the image and are not kept.
+fn strip_jpeg(bytes: &[u8]) -> Result<Bytes, MediaError> {
+    let truncated =
+        || MediaError::Undecodable("the JPEG is truncated (it has no end-of-image marker)".to_owned());
+    let mut out = Vec::with_capacity(bytes.len());
+    out.extend_from_slice(&[0xFF, 0xD8]);
     let mut at = 2; // past SOI
-    let mut in_scan = false;
+    let mut scan_from: Option<usize> = None;
     while at + 1 < bytes.len() {
         if bytes[at] != 0xFF {
-            if !in_scan {
+            if scan_from.is_none() {
                 return Err(undecodable("a JPEG marker was expected"));
             }
             at += 1;
@@ -217,15 +214,47 @@ fn jpeg_end(bytes: &[u8]) -> Result<usize, MediaError> {
         }
         let marker = bytes[at + 1];
         match marker {
-            0xD9 => return Ok(at + 2),
-            // Stuffed FF, restart markers, fill bytes: still in the scan.
-            0x00 | 0xD0..=0xD7 | 0xFF if in_scan => at += if marker == 0xFF { 1 } else { 2 },
-            0x01 | 0xD0..=0xD8 => at += 2,
+            // Fill byte, anywhere.
+            0xFF => at += 1,
+            // Stuffed FF and restart markers: still in the scan.
+            0x00 | 0xD0..=0xD7 if scan_from.is_some() => at += 2,
             _ => {
+                if let Some(from) = scan_from.take() {
+                    out.extend_from_slice(&bytes[from..at]);
+                }
+                if marker == 0xD9 {
+                    out.extend_from_slice(&[0xFF, 0xD9]);
+                    return Ok(Bytes::from(out));
+                }
+                if matches!(marker, 0x01 | 0xD0..=0xD8) {
+                    out.extend_from_slice(&[0xFF, marker]);
+                    at += 2;
+                    continue;
+                }
                 let len = bytes.get(at + 2..at + 4).ok_or_else(truncated)?;
                 let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
-                at += 2 + len;
-                in_scan = marker == 0xDA;
+                if len < 2 {
+                    return Err(undecodable("a JPEG segment is shorter than its header"));
+                }
+                let end = at + 2 + len;
+                let segment = bytes.get(at..end).ok_or_else(truncated)?;
+                let contents = &segment[4..];
+                match marker {
+                    0xE0 if contents.starts_with(b"JFIF\0") && contents.len() >= 14 => {
+                        // Version, units, densities; no thumbnail.
+                        out.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10]);
+                        out.extend_from_slice(&contents[..12]);
+                        out.extend_from_slice(&[0, 0]);
+                    }
+                    0xE2 if contents.starts_with(b"ICC_PROFILE\0") => out.extend_from_slice(segment),
+                    0xEE => out.extend_from_slice(segment),
+                    0xE0..=0xEF | 0xFE => {}
+                    _ => out.extend_from_slice(segment),
+                }
+                at = end;
+                if marker == 0xDA {
+                    scan_from = Some(at);
+                }
             }
         }
     }
@@ -235,7 +264,7 @@ fn jpeg_end(bytes: &[u8]) -> Result<usize, MediaError> {
 /// A GIF's frames (every one: animation kept) into a new file: comments
 /// and application blocks (XMP) are not copied, only the loop count.
 /// Frames stay palette-indexed, so nothing is re-quantised.
-fn copy_gif_frames(bytes: &[u8]) -> Result<Bytes, MediaError> {
+fn copy_gif_frames(bytes: &[u8], max_pixels: u64) -> Result<Bytes, MediaError> {
     let mut options = gif::DecodeOptions::new();
     options.set_color_output(gif::ColorOutput::Indexed);
     let mut decoder = options.read_info(bytes).map_err(undecodable)?;
@@ -248,11 +277,26 @@ fn copy_gif_frames(bytes: &[u8]) -> Result<Bytes, MediaError> {
             gif::Encoder::new(&mut out, width, height, &palette).map_err(undecodable)?;
         encoder.set_repeat(repeat).map_err(undecodable)?;
         let mut frames = 0;
+        // Every frame is decoded and written again: the work is bounded by
+        // their pixels in all (not only by their count).
+        let budget = max_pixels.saturating_mul(GIF_PIXEL_BUDGET_FACTOR);
+        let mut pixels = 0u64;
         while let Some(frame) = decoder.read_next_frame().map_err(undecodable)? {
             frames += 1;
             if frames > MAX_GIF_FRAMES {
                 return Err(MediaError::LimitExceeded(format!(
                     "the GIF has more than {MAX_GIF_FRAMES} frames"
+                )));
+            }
+            if u32::from(frame.left) + u32::from(frame.width) > u32::from(width)
+                || u32::from(frame.top) + u32::from(frame.height) > u32::from(height)
+            {
+                return Err(undecodable("a GIF frame lies outside the image"));
+            }
+            pixels += u64::from(frame.width) * u64::from(frame.height);
+            if pixels > budget {
+                return Err(MediaError::LimitExceeded(format!(
+                    "the GIF's frames hold more than {budget} pixels in all"
                 )));
             }
             encoder.write_frame(frame).map_err(undecodable)?;

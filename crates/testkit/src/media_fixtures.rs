@@ -22,12 +22,24 @@ pub fn jpeg_with_exif(width: u32, height: u32, orientation: u16) -> Vec<u8> {
     xmp.extend(b"</x:xmpmeta>");
     segments.push(segment(0xE1, &xmp));
     segments.push(segment(0xFE, PLANTED));
+    // A JFXX extension: a thumbnail is another picture (here: the plant).
+    let mut jfxx = b"JFXX\0\x10".to_vec();
+    jfxx.extend(PLANTED);
+    segments.push(segment(0xE0, &jfxx));
     // After SOI (FF D8), before the encoder's own segments.
     let mut out = plain[..2].to_vec();
     for s in segments {
         out.extend(s);
     }
-    out.extend(&plain[2..]);
+    // And after the scan, before EOI, where a progressive file keeps
+    // segments between its scans: another EXIF block and a comment.
+    let body = &plain[2..plain.len() - 2];
+    out.extend(body);
+    let mut late_exif = b"Exif\0\0".to_vec();
+    late_exif.extend(PLANTED);
+    out.extend(segment(0xE1, &late_exif));
+    out.extend(segment(0xFE, PLANTED));
+    out.extend([0xFF, 0xD9]);
     out
 }
 
