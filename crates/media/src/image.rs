@@ -198,8 +198,9 @@ fn strip(bytes: Bytes, format: Format, max_pixels: u64) -> Result<Bytes, MediaEr
 /// would fill the missing rows with grey and say nothing); bytes after it
 /// (a polyglot's HTML, say) are not part of the image and are not kept.
 fn strip_jpeg(bytes: &[u8]) -> Result<Bytes, MediaError> {
-    let truncated =
-        || MediaError::Undecodable("the JPEG is truncated (it has no end-of-image marker)".to_owned());
+    let truncated = || {
+        MediaError::Undecodable("the JPEG is truncated (it has no end-of-image marker)".to_owned())
+    };
     let mut out = Vec::with_capacity(bytes.len());
     out.extend_from_slice(&[0xFF, 0xD8]);
     let mut at = 2; // past SOI
@@ -246,7 +247,9 @@ fn strip_jpeg(bytes: &[u8]) -> Result<Bytes, MediaError> {
                         out.extend_from_slice(&contents[..12]);
                         out.extend_from_slice(&[0, 0]);
                     }
-                    0xE2 if contents.starts_with(b"ICC_PROFILE\0") => out.extend_from_slice(segment),
+                    0xE2 if contents.starts_with(b"ICC_PROFILE\0") => {
+                        out.extend_from_slice(segment)
+                    }
                     0xEE => out.extend_from_slice(segment),
                     0xE0..=0xEF | 0xFE => {}
                     _ => out.extend_from_slice(segment),

@@ -13,6 +13,7 @@ mod collector;
 mod download;
 mod error;
 mod image;
+mod mp4;
 mod objects;
 mod pool;
 mod service;

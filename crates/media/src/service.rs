@@ -23,7 +23,7 @@ use crate::pool::DecodePool;
 use crate::settings::MediaSettings;
 use crate::sniff::{self, Format, SNIFF_LEN};
 use crate::stats::{KindLabels, MediaStats};
-use crate::{MediaError, image, voice};
+use crate::{MediaError, image, mp4, voice};
 
 /// Multipart chunks of originals streamed to the store (S3's minimum part size).
 const PART_BYTES: usize = 5 * 1024 * 1024;
@@ -424,6 +424,8 @@ impl MediaService {
                 .run(move || -> Result<Processed, MediaError> {
                     match format {
                         Format::Mp4 => {
+                            let len = file.metadata()?.len();
+                            mp4::sanitize(&file, len)?;
                             let details = voice::process(file.try_clone()?, max_secs)?;
                             file.rewind()?;
                             Ok(Processed::Voice { details, file })
@@ -472,7 +474,9 @@ impl MediaService {
             }
             Processed::Voice { details, file } => {
                 self.put_file(id, file).await?;
-                (format.mime(), spooled.size as i64, to_json(&details)?)
+                // After sanitizing: trailing bytes may have been cut.
+                let size = spooled.file.as_file().metadata()?.len() as i64;
+                (format.mime(), size, to_json(&details)?)
             }
         };
         let ready = ReadyMedia {

@@ -50,8 +50,8 @@ pub fn process(file: File, max_secs: u64) -> Result<VoiceDetails, MediaError> {
             .sample_rate
             .ok_or_else(|| undecodable("no sample rate"))?,
     );
-    if rate == 0 {
-        return Err(undecodable("a sample rate of 0"));
+    if rate == 0 || rate > 384_000 {
+        return Err(undecodable(format!("a sample rate of {rate} Hz")));
     }
     let max_frames = max_secs.saturating_mul(rate);
     // The container's claim is checked before decoding (it guards the
@@ -82,6 +82,14 @@ pub fn process(file: File, max_secs: u64) -> Result<VoiceDetails, MediaError> {
             Err(e) => return Err(undecodable(e)),
         };
         let spec = *decoded.spec();
+        // The rate the limits and the duration use is the audio's: a
+        // container claiming another would shrink a long recording.
+        if u64::from(spec.rate) != rate {
+            return Err(undecodable(format!(
+                "the container says {rate} Hz, the audio is {} Hz",
+                spec.rate
+            )));
+        }
         let channels = spec.channels.count().max(1);
         let buffer = samples
             .get_or_insert_with(|| SampleBuffer::<f32>::new(decoded.capacity() as u64, spec));

@@ -165,12 +165,33 @@ pub fn png_bomb(width: u32, height: u32) -> Vec<u8> {
 
 /// AAC in M4A: `secs` seconds of a 440 Hz tone at amplitude 1/8, made by ffmpeg.
 pub fn m4a(secs: f32) -> Vec<u8> {
+    m4a_with(secs, &[])
+}
+
+/// [`m4a`] with metadata a phone's recorder writes: a title holding
+/// [`PLANTED`] and a GPS position (`©xyz`).
+pub fn m4a_tagged(secs: f32) -> Vec<u8> {
+    let title = format!("title={}", String::from_utf8_lossy(PLANTED));
+    m4a_with(
+        secs,
+        &[
+            "-metadata",
+            &title,
+            "-metadata",
+            "location=+37.5665+126.9780/",
+        ],
+    )
+}
+
+fn m4a_with(secs: f32, extra: &[&str]) -> Vec<u8> {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("voice.m4a");
     let status = Command::new("ffmpeg")
         .args(["-loglevel", "error", "-f", "lavfi", "-i"])
         .arg(format!("sine=frequency=440:duration={secs}"))
-        .args(["-c:a", "aac", "-f", "ipod"])
+        .args(["-c:a", "aac"])
+        .args(extra)
+        .args(["-f", "ipod"])
         .arg(&path)
         .status()
         .unwrap_or_else(|e| panic!("ffmpeg must be installed (apt-get install ffmpeg): {e}"));

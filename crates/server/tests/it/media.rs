@@ -232,7 +232,15 @@ async fn end_to_end(settings: Settings) {
     .await;
     assert_eq!(gif_thumb.headers()["content-type"], "image/jpeg");
 
-    let voice = upload(&app, &alice, "voice", media_fixtures::m4a(3.0)).await;
+    let tagged = media_fixtures::m4a_tagged(3.0);
+    assert!(contains(&tagged, PLANTED), "ffmpeg wrote the title");
+    let voice = upload(
+        &app,
+        &alice,
+        "voice",
+        [tagged, b"<html>trailing</html>".to_vec()].concat(),
+    )
+    .await;
     assert_eq!(voice["mime"], "audio/mp4");
     let duration = voice["voice"]["duration_ms"].as_i64().unwrap();
     assert!(
@@ -390,6 +398,12 @@ async fn end_to_end(settings: Settings) {
     assert_eq!(whole.headers()["content-type"], "audio/mp4");
     assert_eq!(whole.headers()["accept-ranges"], "bytes");
     let whole = whole.bytes().await.unwrap();
+    assert!(
+        !contains(&whole, PLANTED),
+        "the recorder's metadata is gone"
+    );
+    assert!(!contains(&whole, b"126.9780"), "the GPS position is gone");
+    assert!(!contains(&whole, b"<html>"), "nothing after the last box");
     let part = fetch(
         &app,
         Some(&bob),
@@ -659,6 +673,13 @@ pub async fn bad_uploads_are_refused_and_store_nothing(db_url: String) {
             "media_undecodable",
         ),
         (
+            "a table claiming 4 billion entries",
+            Some("voice"),
+            huge_table(),
+            422,
+            "media_undecodable",
+        ),
+        (
             "ogg",
             None,
             b"OggS\0\x02\0\0\0\0\0\0\0\0".to_vec(),
@@ -755,7 +776,7 @@ pub async fn bad_uploads_are_refused_and_store_nothing(db_url: String) {
     assert_eq!(app.get_public("/healthz").await.status(), 200);
     let metrics = app.metrics_text().await;
     assert!(
-        metrics.contains("iyagi_media_rejects_total{reason=\"undecodable\"} 3"),
+        metrics.contains("iyagi_media_rejects_total{reason=\"undecodable\"} 4"),
         "{metrics}"
     );
     app.stop().await;
@@ -948,7 +969,10 @@ async fn presigned_uploads_on_s3() {
     assert_eq!(sent["content"]["duration_ms"].as_i64(), Some(duration));
     let fetched = fetch(&app, Some(&bob), &format!("/v1/media/{id}/content"), &[]).await;
     assert_eq!(fetched.status(), 200);
-    assert_eq!(fetched.bytes().await.unwrap(), voice);
+    let fetched = fetched.bytes().await.unwrap();
+    // The same file, its metadata boxes blanked in place (same length).
+    assert_eq!(fetched.len(), voice.len());
+    assert!(contains(&voice, b"udta") && !contains(&fetched, b"udta"));
 
     // Limits are checked at creation and again against what arrived.
     let big = app
@@ -1041,4 +1065,16 @@ async fn presigned_uploads_on_s3() {
 #[test]
 fn status_codes_are_what_the_docs_say() {
     assert_eq!(StatusCode::RANGE_NOT_SATISFIABLE.as_u16(), 416);
+}
+
+/// A real M4A whose sample-to-chunk table claims 2^32-1 entries (a decoder
+/// believing it would ask for tens of GB).
+fn huge_table() -> Vec<u8> {
+    let mut file = media_fixtures::m4a(1.0);
+    let at = file
+        .windows(4)
+        .position(|w| w == b"stsc")
+        .expect("an stsc box");
+    file[at + 8..at + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+    file
 }
