@@ -15,6 +15,7 @@ impl ChatService {
     pub(crate) async fn media_content(
         &self,
         me: Uuid,
+        device: &str,
         room: Uuid,
         client_msg_id: &str,
         kind: MessageKind,
@@ -25,6 +26,7 @@ impl ChatService {
             owner_id: me,
             kind: kind.as_str(),
             room_id: room,
+            device_id: device,
             client_msg_id,
             now_ms: now_ms(),
         };

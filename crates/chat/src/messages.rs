@@ -67,7 +67,7 @@ impl ChatService {
         }
         let content = match media_id {
             Some(media_id) => {
-                self.media_content(me, room, client_msg_id, kind, media_id)
+                self.media_content(me, device, room, client_msg_id, kind, media_id)
                     .await?
             }
             None => content,

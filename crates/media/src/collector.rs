@@ -14,7 +14,7 @@ use object_store::path::Path;
 use uuid::Uuid;
 
 use crate::MediaError;
-use crate::objects::id_of;
+use crate::objects::{id_of, upload_path};
 use crate::service::MediaService;
 use crate::stats::CollectedLabels;
 
@@ -47,8 +47,27 @@ impl MediaService {
                 break;
             }
         }
+        // Uploads never completed (a presigned URL never used, a crash
+        // mid-upload) go once no request can still be finishing them.
+        let abandoned = now_ms
+            - ((self.settings.presign_ttl_secs + self.settings.upload_timeout_secs) as i64) * 1000
+            - (self.settings.orphan_grace_secs as i64) * 1000;
+        loop {
+            let due = self.store.pending_media(abandoned, BATCH).await?;
+            let done = due.len() < BATCH as usize;
+            for record in due {
+                if self.store.delete_unattached_media(record.id).await? {
+                    self.delete_objects(record.id).await?;
+                    collected.unattached += 1;
+                }
+            }
+            if done {
+                break;
+            }
+        }
         collected.orphans = self.collect_orphans(now_ms).await?;
         self.clean_spool().await;
+        self.admission.prune();
         let count = |what: &str, n: u64| {
             self.stats
                 .collected
@@ -72,6 +91,7 @@ impl MediaService {
     async fn collect_orphans(&self, now_ms: i64) -> Result<u64, MediaError> {
         let grace = now_ms - (self.settings.orphan_grace_secs as i64) * 1000;
         let mut old: BTreeSet<Uuid> = BTreeSet::new();
+        let mut uploads: BTreeSet<Uuid> = BTreeSet::new();
         for top in ["media", "uploads"] {
             let mut listing = self.objects.store.list(Some(&Path::from(top)));
             while let Some(meta) = listing.next().await {
@@ -85,6 +105,9 @@ impl MediaService {
                     && let Some(id) = id_of(&meta.location)
                 {
                     old.insert(id);
+                    if top == "uploads" {
+                        uploads.insert(id);
+                    }
                 }
             }
         }
@@ -94,6 +117,16 @@ impl MediaService {
         for id in ids.into_iter().filter(|id| !known.contains(id)) {
             self.delete_objects(id).await?;
             deleted += 1;
+        }
+        // A presigned upload's object outlives its completion when the
+        // client PUT again (the URL stays valid until it expires).
+        for id in uploads {
+            if known_ready(&*self.store, id).await? {
+                match self.objects.store.delete(&upload_path(id)).await {
+                    Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         Ok(deleted)
     }
@@ -136,4 +169,9 @@ impl MediaService {
             }
         }
     }
+}
+
+/// Whether `id`'s row exists and is ready (its upload object is then spent).
+async fn known_ready(store: &dyn iyagi_store::Storage, id: Uuid) -> Result<bool, MediaError> {
+    Ok(store.media(id).await?.is_some_and(|r| r.is_ready()))
 }

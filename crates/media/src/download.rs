@@ -122,9 +122,12 @@ impl MediaService {
         let path = object_path(id, variant);
         let size = self.objects.store.head(&path).await?.size;
         let filename = format!("{id}.{extension}");
-        if if_none_match
-            .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
-        {
+        // Weak comparison (RFC 9110 §13.1.2): W/"x" matches "x".
+        let matches = |tag: &str| {
+            let tag = tag.trim();
+            tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == etag
+        };
+        if if_none_match.is_some_and(|tags| tags.split(',').any(matches)) {
             return Ok(Download {
                 mime,
                 size,

@@ -9,6 +9,7 @@
 //! (`service.rs`), downloads for members (`download.rs`) and the
 //! collector of unused uploads and orphan objects (`collector.rs`).
 
+mod admission;
 mod collector;
 mod download;
 mod error;

@@ -58,6 +58,10 @@ impl DecodePool {
     ) -> Option<T> {
         let (answer, result) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
+            // Its request was dropped while it waited: nobody wants it.
+            if answer.is_closed() {
+                return;
+            }
             let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
             if let Ok(value) = outcome {
                 let _ = answer.send(value);

@@ -18,6 +18,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::admission::Admission;
 use crate::objects::{Objects, Variant, media_prefix, object_path, upload_path};
 use crate::pool::DecodePool;
 use crate::settings::MediaSettings;
@@ -37,6 +38,8 @@ pub struct MediaService {
     decodes: DecodePool,
     /// Uploads arriving at once on this node (each holds a spool file).
     arriving: Arc<Semaphore>,
+    /// Per-user attempts and uploads at once (this node).
+    pub(crate) admission: Admission,
     pub(crate) stats: MediaStats,
 }
 
@@ -65,6 +68,10 @@ impl MediaService {
         MediaService {
             decodes: DecodePool::new(settings.decode_concurrency),
             arriving: Arc::new(Semaphore::new(settings.max_uploads_in_flight.max(1))),
+            admission: Admission::new(
+                settings.uploads_per_hour,
+                settings.max_uploads_in_flight_per_user,
+            ),
             store,
             objects,
             settings,
@@ -171,6 +178,7 @@ impl MediaService {
         if declared_len.is_some_and(|len| len > limit) {
             return Err(self.too_large(expected));
         }
+        let _slot = self.admission.enter(owner)?;
         self.admit(owner, declared_len.unwrap_or(0)).await?;
         let _arriving = self.arriving.clone().try_acquire_owned().map_err(|_| {
             MediaError::RateLimited(
@@ -277,6 +285,8 @@ impl MediaService {
     async fn complete_inner(&self, owner: Uuid, id: Uuid) -> Result<MediaView, MediaError> {
         let record = self.owned(owner, id).await?;
         if record.is_ready() {
+            // Completed before: a second PUT to the still-valid URL is not kept.
+            let _ = self.objects.store.delete(&upload_path(id)).await;
             return view(&record);
         }
         let kind = MediaKind::parse(&record.kind);
@@ -290,6 +300,7 @@ impl MediaService {
             }
             Err(e) => return Err(e.into()),
         };
+        let _slot = self.admission.enter(owner)?;
         let limit = kind.map_or(self.settings.max_upload_bytes(), |k| self.kind_limit(k));
         if meta.size > limit {
             self.discard(id).await;
@@ -354,6 +365,9 @@ impl MediaService {
             }
         };
         let kind = format.kind();
+        // A direct upload whose request is dropped midway (the client went
+        // away during processing) is discarded by this guard.
+        let mut unfinished = None;
         if existing.is_none() {
             self.store
                 .create_media(&NewMedia {
@@ -365,8 +379,20 @@ impl MediaService {
                     created_at_ms: now_ms(),
                 })
                 .await?;
+            unfinished = Some(Unfinished {
+                store: self.store.clone(),
+                objects: self.objects.clone(),
+                id,
+                armed: true,
+            });
         }
-        match self.process_and_store(id, format, spooled).await {
+        let outcome = self.process_and_store(id, format, spooled).await;
+        // Finished either way: refusals are discarded here, and awaited,
+        // so nothing is left when the answer goes out.
+        if let Some(guard) = unfinished.as_mut() {
+            guard.armed = false;
+        }
+        match outcome {
             Ok(record) => {
                 let labels = KindLabels {
                     kind: kind.as_str().to_owned(),
@@ -519,35 +545,76 @@ impl MediaService {
     /// Deletes an upload that will not be used: its row (unless a message
     /// uses it) and its objects. Failures are logged; the collector retries.
     pub(crate) async fn discard(&self, id: Uuid) {
-        match self.store.delete_unattached_media(id).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(media_id = %id, error = %e, "could not delete a refused upload's row")
-            }
-        }
-        if let Err(e) = self.delete_objects(id).await {
-            tracing::warn!(media_id = %id, error = %e, "could not delete a refused upload's objects");
-        }
+        discard_pending(&*self.store, &self.objects, id).await;
     }
 
     pub(crate) async fn delete_objects(&self, id: Uuid) -> Result<(), MediaError> {
-        let store = &self.objects.store;
-        let prefix = media_prefix(id);
-        let paths: Vec<_> = store
-            .list(Some(&prefix))
-            .map(|meta| meta.map(|m| m.location))
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        for path in paths.into_iter().chain([upload_path(id)]) {
-            match store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(e.into()),
-            }
+        delete_objects_of(&self.objects, id).await
+    }
+}
+
+/// Deletes an upload that will not be used: its row, if still pending
+/// (a concurrent completion that succeeded keeps its result), and its
+/// objects. Failures are logged; the collector retries.
+async fn discard_pending(store: &dyn Storage, objects: &Objects, id: Uuid) {
+    match store.media(id).await {
+        Ok(Some(record)) if !record.is_ready() => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(media_id = %id, error = %e, "could not read a refused upload's row");
+            return;
         }
-        Ok(())
+    }
+    match store.delete_unattached_media(id).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(e) => {
+            tracing::warn!(media_id = %id, error = %e, "could not delete a refused upload's row");
+            return;
+        }
+    }
+    if let Err(e) = delete_objects_of(objects, id).await {
+        tracing::warn!(media_id = %id, error = %e, "could not delete a refused upload's objects");
+    }
+}
+
+async fn delete_objects_of(objects: &Objects, id: Uuid) -> Result<(), MediaError> {
+    let store = &objects.store;
+    let prefix = media_prefix(id);
+    let paths: Vec<_> = store
+        .list(Some(&prefix))
+        .map(|meta| meta.map(|m| m.location))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    for path in paths.into_iter().chain([upload_path(id)]) {
+        match store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// A direct upload being processed: if its request is dropped before it
+/// finishes, the upload is discarded in the background.
+struct Unfinished {
+    store: Arc<dyn Storage>,
+    objects: Objects,
+    id: Uuid,
+    armed: bool,
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, objects, id) = (self.store.clone(), self.objects.clone(), self.id);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { discard_pending(&*store, &objects, id).await });
+        }
     }
 }
 

@@ -32,6 +32,8 @@ pub struct MediaSettings {
     /// Uploads arriving at once on this node (default 64): each may take
     /// its size limit in the spool folder, so this bounds that folder.
     pub max_uploads_in_flight: usize,
+    /// Uploads one user may have arriving at once on a node (default 4).
+    pub max_uploads_in_flight_per_user: usize,
     /// Images and voice files decoded at once on this node (default 2).
     pub decode_concurrency: usize,
     /// An upload must arrive within this long (default 300 s).
@@ -111,6 +113,7 @@ impl Default for MediaSettings {
             quota_bytes: 2048 * MIB,
             uploads_per_hour: 300,
             max_uploads_in_flight: 64,
+            max_uploads_in_flight_per_user: 4,
             decode_concurrency: 2,
             upload_timeout_secs: 300,
             presign_ttl_secs: 15 * 60,

@@ -175,12 +175,19 @@ pub trait MediaStore: Send + Sync {
     /// Records a processed upload; false when it is no longer pending (or gone).
     async fn mark_media_ready(&self, ready: &ReadyMedia) -> Result<bool, StoreError>;
     /// Attaches an upload to a message, at most once: the same message
-    /// (room, client_msg_id) asking again gets it again, any other is refused.
+    /// (room, device, client_msg_id) asking again gets it again, any other
+    /// is refused.
     async fn attach_media(&self, using: &MediaUse<'_>) -> Result<Attach, StoreError>;
     /// The owner's stored bytes, and uploads created at or after `since_ms`.
     async fn media_usage(&self, owner_id: Uuid, since_ms: i64) -> Result<MediaUsage, StoreError>;
     /// Uploads no message uses, created before `before_ms`, oldest first.
     async fn unattached_media(
+        &self,
+        before_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<MediaRecord>, StoreError>;
+    /// Pending uploads (never completed), created before `before_ms`, oldest first.
+    async fn pending_media(
         &self,
         before_ms: i64,
         limit: u32,

@@ -448,6 +448,7 @@ pub struct MediaRecord {
     pub created_at_ms: i64,
     pub ready_at_ms: Option<i64>,
     pub room_id: Option<Uuid>,
+    pub device_id: Option<String>,
     pub client_msg_id: Option<String>,
     pub attached_at_ms: Option<i64>,
 }
@@ -491,6 +492,7 @@ pub struct MediaUse<'a> {
     pub owner_id: Uuid,
     pub kind: &'a str,
     pub room_id: Uuid,
+    pub device_id: &'a str,
     pub client_msg_id: &'a str,
     pub now_ms: i64,
 }

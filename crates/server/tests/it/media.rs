@@ -363,6 +363,15 @@ async fn end_to_end(settings: Settings) {
     )
     .await;
     assert_eq!(again.status(), 304);
+    let weak = format!("W/{etag}");
+    let again = fetch(
+        &app,
+        Some(&bob),
+        &format!("/v1/media/{image_id}/content"),
+        &[("if-none-match", &weak)],
+    )
+    .await;
+    assert_eq!(again.status(), 304, "weak comparison");
 
     // Thumbnails.
     for (size, long_side) in [(320, 320), (1280, 400)] {
@@ -810,6 +819,47 @@ pub async fn quota_and_upload_rate(db_url: String) {
         "rate_limited",
     )
     .await;
+    // One user's uploads at once are capped (4 by default): bodies that
+    // never finish hold their slots; the next upload is refused; slots come
+    // back when those requests go away. (A server of its own: the rate
+    // above would refuse these attempts first.)
+    app.stop().await;
+    let app = TestApp::spawn(&db_url).await;
+    let carol = app.user("carol", "phone").await;
+    let mut hanging = Vec::new();
+    for _ in 0..4 {
+        let request = app
+            .client
+            .post(app.url("/v1/media?kind=image"))
+            .bearer_auth(&carol.access)
+            .body(reqwest::Body::wrap_stream(futures::stream::unfold(
+                false,
+                |sent| async move {
+                    if sent {
+                        futures::future::pending::<()>().await;
+                    }
+                    Some((Ok::<_, std::io::Error>(vec![0xFFu8, 0xD8, 0xFF]), true))
+                },
+            )));
+        hanging.push(tokio::spawn(request.send()));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let fifth = upload_raw(&app, &carol, Some("image"), media_fixtures::jpeg(2, 2)).await;
+    let body = expect_error(fifth, 429, "rate_limited").await;
+    assert!(
+        body["message"].as_str().unwrap().contains("at once"),
+        "{body}"
+    );
+    for request in hanging {
+        request.abort();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(
+        upload_raw(&app, &carol, Some("image"), media_fixtures::jpeg(2, 2))
+            .await
+            .status(),
+        201
+    );
     app.stop().await;
 }
 
@@ -1047,6 +1097,53 @@ async fn presigned_uploads_on_s3() {
         )
         .await;
     expect_error(mismatch, 415, "unsupported_media_type").await;
+
+    // A second PUT to the completed upload's still-valid URL is not kept,
+    // and an upload created but never completed is collected once no
+    // request can still finish it.
+    reqwest::Client::new()
+        .put(url)
+        .body(voice.clone())
+        .send()
+        .await
+        .unwrap();
+    let abandoned: Value = app
+        .call(
+            Method::POST,
+            "/v1/media/uploads",
+            Some(&alice.access),
+            Some(create(100)),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let abandoned_id = abandoned["media_id"].as_str().unwrap();
+    let m = &app.state.settings.media;
+    let later = now_ms()
+        + ((m.presign_ttl_secs + m.upload_timeout_secs + m.orphan_grace_secs) as i64 + 5) * 1000;
+    let collected = app.state.media.collect(later).await.unwrap();
+    assert_eq!(
+        (collected.unattached, collected.orphans),
+        (1, 1),
+        "the abandoned row; the second PUT's object"
+    );
+    let gone = app
+        .call(
+            Method::GET,
+            &format!("/v1/media/{abandoned_id}"),
+            Some(&alice.access),
+            None,
+        )
+        .await;
+    expect_error(gone, 404, "media_not_found").await;
+    assert_eq!(
+        fetch(&app, Some(&bob), &format!("/v1/media/{id}/content"), &[])
+            .await
+            .status(),
+        200,
+        "the sent one stays"
+    );
     let mut listing = app
         .state
         .media

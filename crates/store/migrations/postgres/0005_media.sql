@@ -21,7 +21,9 @@ CREATE TABLE media (
     created_at_ms  BIGINT NOT NULL,
     ready_at_ms    BIGINT,
     -- Set once, by the message that uses it (a media id backs one message).
+    -- (room, device, client_msg_id): the same send retried gets it again.
     room_id        UUID,
+    device_id      TEXT,
     client_msg_id  TEXT,
     attached_at_ms BIGINT
 );

@@ -8,7 +8,7 @@ use crate::*;
 macro_rules! media_columns {
     () => {
         "id, owner_id, kind, state, mime, size_bytes, details, upload_key, created_at_ms, \
-         ready_at_ms, room_id, client_msg_id, attached_at_ms"
+         ready_at_ms, room_id, device_id, client_msg_id, attached_at_ms"
     };
 }
 
@@ -63,7 +63,7 @@ macro_rules! impl_media {
                 // A conditional update decides between concurrent sends:
                 // only one sets room_id; the loser reads the winner's row.
                 let claimed: Option<MediaRecord> = sqlx::query_as(concat!(
-                    "UPDATE media SET room_id = $3, client_msg_id = $4, attached_at_ms = $5 \
+                    "UPDATE media SET room_id = $3, client_msg_id = $4, attached_at_ms = $5, device_id = $8 \
                      WHERE id = $1 AND owner_id = $2 AND kind = $6 AND state = $7 AND room_id IS NULL \
                      RETURNING ",
                     media_columns!()
@@ -75,6 +75,7 @@ macro_rules! impl_media {
                 .bind(u.now_ms)
                 .bind(u.kind)
                 .bind(MEDIA_READY)
+                .bind(u.device_id)
                 .fetch_optional(&self.pool)
                 .await?;
                 if let Some(record) = claimed {
@@ -90,6 +91,7 @@ macro_rules! impl_media {
                 } else if !record.is_ready() {
                     Attach::NotReady
                 } else if record.room_id == Some(u.room_id)
+                    && record.device_id.as_deref() == Some(u.device_id)
                     && record.client_msg_id.as_deref() == Some(u.client_msg_id)
                 {
                     Attach::Attached(Box::new(record))
@@ -118,6 +120,18 @@ macro_rules! impl_media {
                 ))
                 .bind(before_ms)
                 .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn pending_media(&self, before_ms: i64, limit: u32) -> Result<Vec<MediaRecord>, StoreError> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", media_columns!(),
+                    " FROM media WHERE room_id IS NULL AND state = $3 AND created_at_ms < $1 ORDER BY created_at_ms LIMIT $2"
+                ))
+                .bind(before_ms)
+                .bind(i64::from(limit))
+                .bind(MEDIA_PENDING)
                 .fetch_all(&self.pool)
                 .await?)
             }

@@ -41,6 +41,7 @@ fn using<'a>(
         owner_id: owner,
         kind,
         room_id: room,
+        device_id: "phone",
         client_msg_id: client,
         now_ms: NOW,
     }
@@ -117,6 +118,13 @@ pub async fn media_is_ready_once_and_backs_one_message(store: Arc<dyn Storage>) 
             .unwrap(),
         Attach::AlreadyUsed
     );
+    // The same client id from another device is another message.
+    let mut tablet = using(&m, alice.id, "image", room, "c1");
+    tablet.device_id = "tablet";
+    assert_eq!(
+        store.attach_media(&tablet).await.unwrap(),
+        Attach::AlreadyUsed
+    );
     let unknown = upload(alice.id, "image", 1, NOW);
     assert_eq!(
         store
@@ -177,6 +185,18 @@ pub async fn the_collector_sees_only_unattached_media(store: Arc<dyn Storage>) {
         .map(|m| m.id)
         .collect();
     assert_eq!(due, vec![loose.id]);
+    // Pending (never completed) uploads, for the collector's shorter clock.
+    let pending = upload(alice.id, "voice", 1, NOW - 5_000);
+    store.create_media(&pending).await.unwrap();
+    let stale: Vec<Uuid> = store
+        .pending_media(NOW - 1_000, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(stale, vec![pending.id], "ready ones are not pending");
+    assert!(store.delete_unattached_media(pending.id).await.unwrap());
     assert!(
         !store.delete_unattached_media(attached.id).await.unwrap(),
         "never a used one"
