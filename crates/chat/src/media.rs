@@ -21,6 +21,16 @@ impl ChatService {
         kind: MessageKind,
         media_id: Uuid,
     ) -> Result<String, ChatError> {
+        // A retry of a send already stored (whatever it held) is answered
+        // by the store with that message: attach nothing for it, or an
+        // upload would be tied to a message that does not show it.
+        if let Some(stored) = self
+            .store
+            .message_by_client_id(room, me, device, client_msg_id)
+            .await?
+        {
+            return Ok(stored.content);
+        }
         let using = MediaUse {
             media_id,
             owner_id: me,

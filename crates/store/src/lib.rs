@@ -301,6 +301,14 @@ pub trait MessageStore: Send + Sync {
         room_id: Uuid,
         seq: i64,
     ) -> Result<Option<MessageRecord>, StoreError>;
+    /// The message a (room, author, device, client id) already names, if any.
+    async fn message_by_client_id(
+        &self,
+        room_id: Uuid,
+        author_id: Uuid,
+        device_id: &str,
+        client_msg_id: &str,
+    ) -> Result<Option<MessageRecord>, StoreError>;
     /// Running totals of the append writer since the store opened.
     fn append_stats(&self) -> AppendStats;
 }

@@ -575,6 +575,17 @@ pub async fn who_may_fetch_and_use_media(db_url: String) {
     assert_eq!(wrong["code"], "media_wrong_kind");
     let twice = send_media(&mut a, &group, "m6", "image", &before_id).await;
     assert_eq!(twice["code"], "media_already_used");
+    // Reusing the client id of a stored message is a retry of that message:
+    // the upload is not attached to it.
+    let reused = upload(&app, &alice, "image", media_fixtures::jpeg(16, 16)).await;
+    let reused_id = reused["id"].as_str().unwrap();
+    let retry = send_media(&mut a, &group, "m1", "image", reused_id).await;
+    assert_eq!(retry["seq"], sent["seq"], "the original message");
+    assert_eq!(retry["content"]["media_id"], before_id.as_str());
+    let still: Value = app
+        .get_json(&format!("/v1/media/{reused_id}"), &alice.access)
+        .await;
+    assert_eq!(still["attached"], false);
     let malformed = send_media(&mut a, &group, "m7", "image", "not-a-uuid").await;
     assert_eq!(malformed["code"], "validation_failed");
     // A non-member cannot attach their upload to the room.

@@ -74,6 +74,19 @@ macro_rules! impl_messages {
                     .fetch_optional(&self.pool)
                     .await?)
             }
+
+            async fn message_by_client_id(&self, room_id: Uuid, author_id: Uuid, device_id: &str, client_msg_id: &str) -> Result<Option<MessageRecord>, StoreError> {
+                Ok(sqlx::query_as(concat!(
+                    "SELECT ", message_columns!(),
+                    " FROM messages WHERE room_id = $1 AND author_id = $2 AND device_id = $3 AND client_msg_id = $4"
+                ))
+                .bind(room_id)
+                .bind(author_id)
+                .bind(device_id)
+                .bind(client_msg_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
         }
         /// Appends inside the caller's transaction: allocates the seq (the
         /// room row is the per-room counter, and updating it locks it so
