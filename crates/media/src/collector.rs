@@ -27,44 +27,27 @@ pub struct Collected {
 
 const BATCH: u32 = 200;
 
+/// Which uploads a pass of the collector takes.
+#[derive(Clone, Copy)]
+enum Due {
+    /// Ready or not, used by no message.
+    Unattached,
+    /// Never completed.
+    Pending,
+}
+
 impl MediaService {
     /// One collection, as of `now_ms`.
     pub async fn collect(&self, now_ms: i64) -> Result<Collected, MediaError> {
         let mut collected = Collected::default();
-        let cutoff = now_ms - (self.settings.unattached_ttl_secs as i64) * 1000;
-        loop {
-            let due = self.store.unattached_media(cutoff, BATCH).await?;
-            let done = due.len() < BATCH as usize;
-            for record in due {
-                // The row first: a send that attaches it meanwhile wins, and
-                // its objects stay.
-                if self.store.delete_unattached_media(record.id).await? {
-                    self.delete_objects(record.id).await?;
-                    collected.unattached += 1;
-                }
-            }
-            if done {
-                break;
-            }
-        }
+        let unused = now_ms - (self.settings.unattached_ttl_secs as i64) * 1000;
+        collected.unattached += self.delete_rows(Due::Unattached, unused).await?;
         // Uploads never completed (a presigned URL never used, a crash
         // mid-upload) go once no request can still be finishing them.
         let abandoned = now_ms
             - ((self.settings.presign_ttl_secs + self.settings.upload_timeout_secs) as i64) * 1000
             - (self.settings.orphan_grace_secs as i64) * 1000;
-        loop {
-            let due = self.store.pending_media(abandoned, BATCH).await?;
-            let done = due.len() < BATCH as usize;
-            for record in due {
-                if self.store.delete_unattached_media(record.id).await? {
-                    self.delete_objects(record.id).await?;
-                    collected.unattached += 1;
-                }
-            }
-            if done {
-                break;
-            }
-        }
+        collected.unattached += self.delete_rows(Due::Pending, abandoned).await?;
         collected.orphans = self.collect_orphans(now_ms).await?;
         self.clean_spool().await;
         self.admission.prune();
@@ -86,6 +69,29 @@ impl MediaService {
             );
         }
         Ok(collected)
+    }
+
+    /// Deletes the rows (then the objects) of uploads due before `before_ms`.
+    async fn delete_rows(&self, due: Due, before_ms: i64) -> Result<u64, MediaError> {
+        let mut deleted = 0;
+        loop {
+            let rows = match due {
+                Due::Unattached => self.store.unattached_media(before_ms, BATCH).await?,
+                Due::Pending => self.store.pending_media(before_ms, BATCH).await?,
+            };
+            let done = rows.len() < BATCH as usize;
+            for record in rows {
+                // The row first: a send that attaches it meanwhile wins, and
+                // its objects stay.
+                if self.store.delete_unattached_media(record.id).await? {
+                    self.delete_objects(record.id).await?;
+                    deleted += 1;
+                }
+            }
+            if done {
+                return Ok(deleted);
+            }
+        }
     }
 
     async fn collect_orphans(&self, now_ms: i64) -> Result<u64, MediaError> {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::TryStreamExt;
-use iyagi_media::{MediaBackend, MediaSettings, Objects, S3Settings, id_of};
-use iyagi_testkit::{PrivateService, S3_ACCESS_KEY, S3_SECRET_KEY};
+use iyagi_media::{MediaBackend, MediaSettings, Objects, id_of};
+use iyagi_testkit::PrivateService;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, PutPayload};
 use uuid::Uuid;
@@ -29,22 +29,10 @@ impl Backend {
             },
             Backend::S3(server) => MediaSettings {
                 backend: MediaBackend::S3,
-                s3: s3_settings(server),
+                s3: server.s3_media_settings(BUCKET),
                 ..MediaSettings::default()
             },
         }
-    }
-}
-
-pub fn s3_settings(server: &PrivateService) -> S3Settings {
-    S3Settings {
-        bucket: BUCKET.to_owned(),
-        region: "us-east-1".to_owned(),
-        endpoint: server.url(),
-        path_style: true,
-        allow_http: true,
-        access_key_id: S3_ACCESS_KEY.to_owned(),
-        secret_access_key: S3_SECRET_KEY.to_owned(),
     }
 }
 

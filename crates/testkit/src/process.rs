@@ -83,6 +83,19 @@ impl PrivateService {
         PrivateService::started(program, args, port, "http", dir).await
     }
 
+    /// Media settings for this S3 server's `bucket` (see [`PrivateService::s3`]).
+    pub fn s3_media_settings(&self, bucket: &str) -> iyagi_media::S3Settings {
+        iyagi_media::S3Settings {
+            bucket: bucket.to_owned(),
+            region: "us-east-1".to_owned(),
+            endpoint: self.url(),
+            path_style: true,
+            allow_http: true,
+            access_key_id: S3_ACCESS_KEY.to_owned(),
+            secret_access_key: S3_SECRET_KEY.to_owned(),
+        }
+    }
+
     async fn started(
         program: String,
         args: Vec<String>,

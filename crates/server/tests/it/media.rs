@@ -7,8 +7,8 @@
 use iyagi_media::MediaBackend;
 use iyagi_protocol::now_ms;
 use iyagi_server::Settings;
+use iyagi_testkit::PrivateService;
 use iyagi_testkit::media_fixtures::{self, PLANTED, contains};
-use iyagi_testkit::{PrivateService, S3_ACCESS_KEY, S3_SECRET_KEY};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -29,15 +29,7 @@ const BUCKET: &str = "iyagi-media";
 
 fn s3_settings(settings: &mut Settings, server: &PrivateService) {
     settings.media.backend = MediaBackend::S3;
-    settings.media.s3 = iyagi_media::S3Settings {
-        bucket: BUCKET.to_owned(),
-        region: "us-east-1".to_owned(),
-        endpoint: server.url(),
-        path_style: true,
-        allow_http: true,
-        access_key_id: S3_ACCESS_KEY.to_owned(),
-        secret_access_key: S3_SECRET_KEY.to_owned(),
-    };
+    settings.media.s3 = server.s3_media_settings(BUCKET);
 }
 
 /// Uploads `bytes` as `kind` (if given); the raw response.
@@ -965,64 +957,24 @@ async fn presigned_uploads_on_s3() {
     let mut a = WsClient::connect_live(&app, &alice).await;
 
     let voice = media_fixtures::m4a(2.0);
-    let create = |size: usize| json!({"kind": "voice", "size": size});
-    let ticket: Value = app
-        .call(
-            Method::POST,
-            "/v1/media/uploads",
-            Some(&alice.access),
-            Some(create(voice.len())),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let ticket = presigned(&app, &alice, voice.len()).await;
     assert_eq!(ticket["method"], "PUT");
     let id = ticket["media_id"].as_str().unwrap().to_owned();
     let url = ticket["upload_url"].as_str().unwrap();
     assert!(url.contains("X-Amz-Signature="), "{url}");
 
     // Before the bytes are in: not ready, and a message cannot use it.
-    let early = app
-        .call(
-            Method::POST,
-            &format!("/v1/media/{id}/complete"),
-            Some(&alice.access),
-            None,
-        )
-        .await;
+    let early = complete(&app, &alice, &id).await;
     expect_error(early, 409, "media_not_ready").await;
     let incomplete = send_media(&mut a, &room, "v0", "voice", &id).await;
     assert_eq!(incomplete["code"], "media_not_ready");
 
     // The client PUTs straight to the bucket, then completes.
-    let put = reqwest::Client::new()
-        .put(url)
-        .body(voice.clone())
-        .send()
-        .await
-        .unwrap();
+    let put = put_to(url, voice.clone()).await;
     assert!(put.status().is_success(), "{}", put.status());
-    let other = app
-        .call(
-            Method::POST,
-            &format!("/v1/media/{id}/complete"),
-            Some(&bob.access),
-            None,
-        )
-        .await;
+    let other = complete(&app, &bob, &id).await;
     expect_error(other, 404, "media_not_found").await;
-    let done: Value = app
-        .call(
-            Method::POST,
-            &format!("/v1/media/{id}/complete"),
-            Some(&alice.access),
-            None,
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let done: Value = complete(&app, &alice, &id).await.json().await.unwrap();
     assert_eq!(done["state"], "ready", "{done}");
     let duration = done["voice"]["duration_ms"].as_i64().unwrap();
     assert!((1900..=2100).contains(&duration), "{duration}");
@@ -1036,26 +988,9 @@ async fn presigned_uploads_on_s3() {
     assert!(contains(&voice, b"udta") && !contains(&fetched, b"udta"));
 
     // Limits are checked at creation and again against what arrived.
-    let big = app
-        .call(
-            Method::POST,
-            "/v1/media/uploads",
-            Some(&alice.access),
-            Some(create(200_000)),
-        )
-        .await;
+    let big = presign(&app, &alice, 200_000).await;
     expect_error(big, 413, "payload_too_large").await;
-    let liar: Value = app
-        .call(
-            Method::POST,
-            "/v1/media/uploads",
-            Some(&alice.access),
-            Some(create(1000)),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let liar: Value = presigned(&app, &alice, 1000).await;
     let liar_id = liar["media_id"].as_str().unwrap();
     reqwest::Client::new()
         .put(liar["upload_url"].as_str().unwrap())
@@ -1063,14 +998,7 @@ async fn presigned_uploads_on_s3() {
         .send()
         .await
         .unwrap();
-    let refused = app
-        .call(
-            Method::POST,
-            &format!("/v1/media/{liar_id}/complete"),
-            Some(&alice.access),
-            None,
-        )
-        .await;
+    let refused = complete(&app, &alice, liar_id).await;
     expect_error(refused, 413, "payload_too_large").await;
     let gone = app
         .call(
@@ -1082,23 +1010,12 @@ async fn presigned_uploads_on_s3() {
         .await;
     expect_error(gone, 404, "media_not_found").await;
     // A file that is not audio, uploaded as voice: refused, nothing kept.
-    let fake: Value = app
-        .call(
-            Method::POST,
-            "/v1/media/uploads",
-            Some(&alice.access),
-            Some(create(100)),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    reqwest::Client::new()
-        .put(fake["upload_url"].as_str().unwrap())
-        .body(media_fixtures::jpeg(8, 8))
-        .send()
-        .await
-        .unwrap();
+    let fake: Value = presigned(&app, &alice, 100).await;
+    put_to(
+        fake["upload_url"].as_str().unwrap(),
+        media_fixtures::jpeg(8, 8),
+    )
+    .await;
     let mismatch = app
         .call(
             Method::POST,
@@ -1112,23 +1029,8 @@ async fn presigned_uploads_on_s3() {
     // A second PUT to the completed upload's still-valid URL is not kept,
     // and an upload created but never completed is collected once no
     // request can still finish it.
-    reqwest::Client::new()
-        .put(url)
-        .body(voice.clone())
-        .send()
-        .await
-        .unwrap();
-    let abandoned: Value = app
-        .call(
-            Method::POST,
-            "/v1/media/uploads",
-            Some(&alice.access),
-            Some(create(100)),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    put_to(url, voice.clone()).await;
+    let abandoned: Value = presigned(&app, &alice, 100).await;
     let abandoned_id = abandoned["media_id"].as_str().unwrap();
     let m = &app.state.settings.media;
     let later = now_ms()
@@ -1185,4 +1087,40 @@ fn huge_table() -> Vec<u8> {
         .expect("an stsc box");
     file[at + 8..at + 12].copy_from_slice(&u32::MAX.to_be_bytes());
     file
+}
+
+/// Asks for a presigned voice upload of `size` bytes.
+async fn presign(app: &TestApp, who: &Tokens, size: usize) -> reqwest::Response {
+    let body = json!({"kind": "voice", "size": size});
+    app.call(
+        Method::POST,
+        "/v1/media/uploads",
+        Some(&who.access),
+        Some(body),
+    )
+    .await
+}
+
+async fn presigned(app: &TestApp, who: &Tokens, size: usize) -> Value {
+    presign(app, who, size).await.json().await.unwrap()
+}
+
+async fn complete(app: &TestApp, who: &Tokens, id: &str) -> reqwest::Response {
+    app.call(
+        Method::POST,
+        &format!("/v1/media/{id}/complete"),
+        Some(&who.access),
+        None,
+    )
+    .await
+}
+
+/// What a client does with a presigned URL: PUT the bytes, no other headers.
+async fn put_to(url: &str, bytes: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(url)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap()
 }
