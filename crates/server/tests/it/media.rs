@@ -846,7 +846,17 @@ pub async fn quota_and_upload_rate(db_url: String) {
             )));
         hanging.push(tokio::spawn(request.send()));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // All four are in once each has its spool file (slots are taken first).
+    let spool = app.state.settings.media.spool_path.clone();
+    let spooling = || std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while spooling() < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the four uploads did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let fifth = upload_raw(&app, &carol, Some("image"), media_fixtures::jpeg(2, 2)).await;
     let body = expect_error(fifth, 429, "rate_limited").await;
     assert!(
@@ -856,7 +866,14 @@ pub async fn quota_and_upload_rate(db_url: String) {
     for request in hanging {
         request.abort();
     }
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Their slots come back once the server sees them gone.
+    while spooling() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline + std::time::Duration::from_secs(10),
+            "the uploads did not end"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert_eq!(
         upload_raw(&app, &carol, Some("image"), media_fixtures::jpeg(2, 2))
             .await
