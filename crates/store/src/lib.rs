@@ -198,6 +198,42 @@ pub trait MediaStore: Send + Sync {
     async fn existing_media(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, StoreError>;
 }
 
+/// Reports, and the analysis event log they (and later moderation,
+/// complaints, blocks...) append to in the same transaction.
+#[async_trait]
+pub trait ModerationStore: Send + Sync {
+    /// Files a report, or updates the reporter's earlier report of the
+    /// same target, and appends its `report_filed` analysis event (id
+    /// `event_id`; payload `{"report_id", "target_type", "reason",
+    /// "created"}`) in the same transaction.
+    async fn file_report(
+        &self,
+        report: &NewReport,
+        event_id: Uuid,
+    ) -> Result<FiledReport, StoreError>;
+    /// The reporter's reports, newest first.
+    async fn reports_by(
+        &self,
+        reporter_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<ReportRecord>, StoreError>;
+    /// Reports the reporter filed or updated at or after `since_ms`.
+    async fn reports_filed_since(
+        &self,
+        reporter_id: Uuid,
+        since_ms: i64,
+    ) -> Result<i64, StoreError>;
+    /// Analysis events with `since_ms <= at_ms < until_ms` and id above
+    /// `after` (a cursor), in id order, at most `limit`.
+    async fn analysis_events(
+        &self,
+        since_ms: i64,
+        until_ms: i64,
+        after: Option<Uuid>,
+        limit: u32,
+    ) -> Result<Vec<AnalysisEvent>, StoreError>;
+}
+
 /// The notification store (append-only), its read watermarks, and the
 /// push outbox.
 #[async_trait]
@@ -357,6 +393,7 @@ pub trait Storage:
     + PushStore
     + NotificationStore
     + MediaStore
+    + ModerationStore
 {
     /// Which backend this is (`sqlite` or `postgres`), for logs and metrics.
     fn backend(&self) -> &'static str;

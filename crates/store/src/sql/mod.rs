@@ -48,6 +48,7 @@ mod devices;
 mod keys;
 mod media;
 mod messages;
+mod moderation;
 pub(crate) mod notifications;
 mod open;
 mod push;

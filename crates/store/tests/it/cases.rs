@@ -6,6 +6,7 @@ use uuid::Uuid;
 pub(crate) const NOW: i64 = 1_700_000_000_000;
 
 pub use crate::media_cases::*;
+pub use crate::moderation_cases::*;
 
 pub(crate) async fn user(store: &Arc<dyn Storage>, name: &str) -> UserRecord {
     store

@@ -3,6 +3,7 @@
 
 mod cases;
 mod media_cases;
+mod moderation_cases;
 
 macro_rules! storage_suite {
     ($($case:ident),* $(,)?) => {
@@ -60,6 +61,7 @@ storage_suite!(
     media_is_ready_once_and_backs_one_message,
     media_usage_counts_bytes_and_recent_uploads,
     the_collector_sees_only_unattached_media,
+    a_report_again_updates_it_and_each_appends_an_event,
 );
 
 #[tokio::test]

@@ -1,0 +1,92 @@
+//! The moderation aggregate's contract: reports and the analysis event log.
+
+use std::sync::Arc;
+
+use iyagi_store::*;
+use uuid::Uuid;
+
+use crate::cases::{NOW, user};
+
+fn report(reporter: Uuid, target: &str, reason: &str, at: i64) -> NewReport {
+    NewReport {
+        id: Uuid::now_v7(),
+        reporter_id: reporter,
+        target_type: "user".to_owned(),
+        target_id: target.to_owned(),
+        room_id: None,
+        reason: reason.to_owned(),
+        details: Some("details".to_owned()),
+        evidence: r#"{"user":{}}"#.to_owned(),
+        now_ms: at,
+    }
+}
+
+pub async fn a_report_again_updates_it_and_each_appends_an_event(store: Arc<dyn Storage>) {
+    let alice = user(&store, "alice").await;
+    let bob = user(&store, "bob").await;
+    let first = store
+        .file_report(
+            &report(alice.id, &bob.id.to_string(), "spam", NOW),
+            Uuid::now_v7(),
+        )
+        .await
+        .unwrap();
+    assert!(first.created);
+    assert_eq!(first.report.status, REPORT_OPEN);
+    let again = store
+        .file_report(
+            &report(alice.id, &bob.id.to_string(), "harassment", NOW + 10),
+            Uuid::now_v7(),
+        )
+        .await
+        .unwrap();
+    assert!(!again.created, "the same reporter and target: updated");
+    assert_eq!(again.report.id, first.report.id);
+    assert_eq!(again.report.reason, "harassment");
+    assert_eq!(again.report.created_at_ms, NOW);
+    assert_eq!(again.report.updated_at_ms, NOW + 10);
+    // Another reporter's report of the same target is its own.
+    let other = store
+        .file_report(
+            &report(bob.id, &alice.id.to_string(), "spam", NOW + 20),
+            Uuid::now_v7(),
+        )
+        .await
+        .unwrap();
+    assert!(other.created);
+    let mine = store.reports_by(alice.id, 10).await.unwrap();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(
+        store.reports_filed_since(alice.id, NOW + 5).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.reports_filed_since(alice.id, NOW + 11).await.unwrap(),
+        0
+    );
+
+    let events = store.analysis_events(0, i64::MAX, None, 10).await.unwrap();
+    assert_eq!(events.len(), 3, "one per change");
+    assert!(events.iter().all(|e| e.kind == EVENT_REPORT_FILED));
+    let payload: serde_json::Value = serde_json::from_str(&events[1].payload).unwrap();
+    assert_eq!(payload["created"], false);
+    assert_eq!(payload["reason"], "harassment");
+    assert!(
+        !events[0].payload.contains("details"),
+        "no free text in events"
+    );
+    // The cursor and the time window.
+    let page = store
+        .analysis_events(0, i64::MAX, Some(events[0].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 2);
+    assert_eq!(
+        store
+            .analysis_events(NOW + 15, NOW + 25, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
