@@ -10,6 +10,7 @@ pub mod auth;
 pub mod chat;
 pub mod error;
 pub mod media;
+pub mod moderation;
 pub mod notifications;
 pub mod ws;
 

@@ -211,3 +211,17 @@ impl From<iyagi_media::MediaError> for ApiError {
         }
     }
 }
+
+impl From<iyagi_moderation::ModerationError> for ApiError {
+    fn from(err: iyagi_moderation::ModerationError) -> ApiError {
+        use iyagi_moderation::ModerationError;
+        let message = err.to_string();
+        match err {
+            ModerationError::NotAMember => ApiError::new(ErrorCode::NotAMember, message),
+            ModerationError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
+            ModerationError::Validation(_) => ApiError::new(ErrorCode::ValidationFailed, message),
+            ModerationError::RateLimited(_) => ApiError::new(ErrorCode::RateLimited, message),
+            ModerationError::Store(e) => e.into(),
+        }
+    }
+}

@@ -68,6 +68,8 @@ pub async fn openapi() -> impl IntoResponse {
         routes::media::info,
         routes::media::content,
         routes::media::thumbnail,
+        routes::reports::file,
+        routes::reports::mine,
         routes::notifications::list,
         routes::notifications::unread,
         routes::notifications::mark_read,

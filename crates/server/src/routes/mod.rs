@@ -7,6 +7,7 @@ pub mod metrics;
 pub mod notifications;
 pub mod ops;
 pub mod push;
+pub mod reports;
 pub mod rooms;
 
 use axum::Router;
@@ -22,5 +23,6 @@ pub fn router() -> Router<AppState> {
         .merge(push::router())
         .merge(notifications::router())
         .merge(media::router())
+        .merge(reports::router())
         .merge(crate::ws::router())
 }

@@ -20,6 +20,7 @@ mod oidc;
 mod ops;
 mod push;
 mod realtime;
+mod reports;
 mod slow_clients;
 
 macro_rules! api_suite {
