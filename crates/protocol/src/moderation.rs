@@ -54,7 +54,7 @@ impl ReportReason {
 
 /// What is reported. The set grows (the feed will add `post`, `comment`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ReportTarget {
     /// A message of a room you are a member of, by its seq.
     Message {
