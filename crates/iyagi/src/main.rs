@@ -36,6 +36,21 @@ enum Command {
     Serve(ServeArgs),
     /// Print the effective configuration (defaults + file + environment + flags) as TOML and exit.
     Config(ServeArgs),
+    /// Staff administration against the configured database.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Give USERNAME a staff role (`moderator` or `admin`): how the first
+    /// admin is made, since no one can grant it over the API yet.
+    Grant {
+        username: String,
+        role: String,
+        #[command(flatten)]
+        args: ServeArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -79,6 +94,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => {
             let settings = load(cli.config.as_deref(), &args)?;
             print!("{}", config::to_toml(&settings)?);
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Grant {
+            username,
+            role,
+            args,
+        }) => {
+            let settings = load(cli.config.as_deref(), &args)?;
+            let role = iyagi_server::StaffRole::parse(&role)
+                .with_context(|| format!("unknown role {role:?}: moderator or admin"))?;
+            let user = iyagi_server::grant_role(&settings, &username, role)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            println!("{username} ({user}) is now {}", role.as_str());
             Ok(())
         }
     }

@@ -6,5 +6,7 @@
 //! decisions and the console build on this crate.
 
 mod reports;
+mod staff;
 
 pub use reports::{ModerationError, ReportLimits, ReportService};
+pub use staff::StaffService;

@@ -24,6 +24,9 @@ pub enum ModerationError {
     Validation(String),
     #[error("{0}")]
     RateLimited(String),
+    /// Not staff, or not staff enough.
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

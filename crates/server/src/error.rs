@@ -221,6 +221,7 @@ impl From<iyagi_moderation::ModerationError> for ApiError {
             ModerationError::NotFound(_) => ApiError::new(ErrorCode::NotFound, message),
             ModerationError::Validation(_) => ApiError::new(ErrorCode::ValidationFailed, message),
             ModerationError::RateLimited(_) => ApiError::new(ErrorCode::RateLimited, message),
+            ModerationError::Forbidden(_) => ApiError::new(ErrorCode::Forbidden, message),
             ModerationError::Store(e) => e.into(),
         }
     }

@@ -6,6 +6,7 @@
 //! serving. Handlers are thin: parse the request, call a service, map the
 //! result; every error goes through [`error::ApiError`].
 
+mod admin;
 mod body;
 pub mod error;
 mod extract;
@@ -21,6 +22,8 @@ mod startup;
 mod state;
 mod ws;
 
+pub use admin::grant_role;
+pub use iyagi_protocol::moderation::StaffRole;
 pub use openapi::ApiDoc;
 pub use settings::{
     BusBackend, BusSettings, DatabaseSettings, LogFormat, LogSettings, MetricsSettings,

@@ -234,6 +234,20 @@ pub trait ModerationStore: Send + Sync {
     ) -> Result<Vec<AnalysisEvent>, StoreError>;
 }
 
+/// Staff roles, the moderation audit log (append-only, enforced by the
+/// database) and the queue of open reports.
+#[async_trait]
+pub trait StaffStore: Send + Sync {
+    /// Sets or removes a user's role and appends its audit entry, in one
+    /// transaction. `NotFound` when the user does not exist.
+    async fn change_role(&self, change: &RoleChange) -> Result<(), StoreError>;
+    async fn staff_role(&self, user_id: Uuid) -> Result<Option<String>, StoreError>;
+    /// The newest entries of the audit log first.
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Open reports grouped by target, the longest-waiting first.
+    async fn open_report_groups(&self, limit: u32) -> Result<Vec<ReportGroup>, StoreError>;
+}
+
 /// The notification store (append-only), its read watermarks, and the
 /// push outbox.
 #[async_trait]
@@ -394,6 +408,7 @@ pub trait Storage:
     + NotificationStore
     + MediaStore
     + ModerationStore
+    + StaffStore
 {
     /// Which backend this is (`sqlite` or `postgres`), for logs and metrics.
     fn backend(&self) -> &'static str;

@@ -571,3 +571,39 @@ pub struct AnalysisEvent {
 pub const REPORT_OPEN: &str = "open";
 /// The analysis event a filed (or updated) report appends.
 pub const EVENT_REPORT_FILED: &str = "report_filed";
+
+/// A role change, with the audit entry it appends.
+#[derive(Debug, Clone)]
+pub struct RoleChange {
+    pub user_id: Uuid,
+    /// `moderator`, `admin`, or `None` to take the role away.
+    pub role: Option<String>,
+    /// Who did it (`None`: the command line).
+    pub actor_id: Option<Uuid>,
+    pub audit_id: Uuid,
+    pub now_ms: i64,
+}
+
+/// One entry of the moderation audit log (never updated).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub id: Uuid,
+    pub actor_id: Option<Uuid>,
+    pub action: String,
+    pub target_type: String,
+    pub target_id: String,
+    pub note: Option<String>,
+    pub at_ms: i64,
+}
+
+/// Open reports of one target, for the moderation queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportGroup {
+    pub target_type: String,
+    pub target_id: String,
+    pub reports: i64,
+    /// (reason, how many), most frequent first.
+    pub reasons: Vec<(String, i64)>,
+    pub first_reported_ms: i64,
+    pub last_reported_ms: i64,
+}

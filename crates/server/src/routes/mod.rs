@@ -4,6 +4,7 @@ pub mod auth;
 pub mod devices;
 pub mod media;
 pub mod metrics;
+pub mod moderation;
 pub mod notifications;
 pub mod ops;
 pub mod push;
@@ -24,5 +25,6 @@ pub fn router() -> Router<AppState> {
         .merge(notifications::router())
         .merge(media::router())
         .merge(reports::router())
+        .merge(moderation::router())
         .merge(crate::ws::router())
 }

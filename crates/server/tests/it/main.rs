@@ -16,6 +16,7 @@ mod faults;
 mod frame_refs;
 mod keys;
 mod media;
+mod moderation;
 mod oidc;
 mod ops;
 mod push;

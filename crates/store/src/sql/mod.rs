@@ -53,6 +53,7 @@ pub(crate) mod notifications;
 mod open;
 mod push;
 mod rooms;
+mod staff;
 mod users;
 
 pub use open::{PgStore, SqliteStore};

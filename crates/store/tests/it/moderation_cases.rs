@@ -90,3 +90,87 @@ pub async fn a_report_again_updates_it_and_each_appends_an_event(store: Arc<dyn 
         1
     );
 }
+
+pub async fn roles_are_audited_and_the_queue_groups_open_reports(store: Arc<dyn Storage>) {
+    let admin = user(&store, "admin").await;
+    let mod1 = user(&store, "mod1").await;
+    let change = |user_id: Uuid, role: Option<&str>, actor: Option<Uuid>, at: i64| RoleChange {
+        user_id,
+        role: role.map(str::to_owned),
+        actor_id: actor,
+        audit_id: Uuid::now_v7(),
+        now_ms: at,
+    };
+    store
+        .change_role(&change(admin.id, Some("admin"), None, NOW))
+        .await
+        .unwrap();
+    store
+        .change_role(&change(mod1.id, Some("moderator"), Some(admin.id), NOW + 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.staff_role(admin.id).await.unwrap().as_deref(),
+        Some("admin")
+    );
+    assert_eq!(
+        store.staff_role(mod1.id).await.unwrap().as_deref(),
+        Some("moderator")
+    );
+    store
+        .change_role(&change(mod1.id, None, Some(admin.id), NOW + 2))
+        .await
+        .unwrap();
+    assert_eq!(store.staff_role(mod1.id).await.unwrap(), None);
+    assert!(matches!(
+        store
+            .change_role(&change(Uuid::now_v7(), Some("admin"), None, NOW))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let log = store.audit_log(10).await.unwrap();
+    let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        vec!["revoke_role", "grant_role", "grant_role"],
+        "newest first"
+    );
+    assert_eq!(log[2].actor_id, None, "the command line");
+    assert_eq!(log[1].actor_id, Some(admin.id));
+
+    // The queue: targets by their first report, with counts and reasons.
+    let (a, b, c) = (
+        user(&store, "a").await,
+        user(&store, "b").await,
+        user(&store, "c").await,
+    );
+    let x = Uuid::now_v7().to_string();
+    let y = Uuid::now_v7().to_string();
+    for (reporter, target, reason, at) in [
+        (a.id, &y, "spam", NOW + 5),
+        (a.id, &x, "spam", NOW + 10),
+        (b.id, &x, "hate", NOW + 20),
+        (c.id, &x, "spam", NOW + 30),
+    ] {
+        store
+            .file_report(&report(reporter, target, reason, at), Uuid::now_v7())
+            .await
+            .unwrap();
+    }
+    let queue = store.open_report_groups(10).await.unwrap();
+    assert_eq!(queue.len(), 2);
+    assert_eq!(
+        (queue[0].target_id.as_str(), queue[0].reports),
+        (y.as_str(), 1),
+        "oldest first"
+    );
+    assert_eq!(queue[1].reports, 3);
+    assert_eq!(
+        queue[1].reasons,
+        vec![("spam".to_owned(), 2), ("hate".to_owned(), 1)]
+    );
+    assert_eq!(
+        (queue[1].first_reported_ms, queue[1].last_reported_ms),
+        (NOW + 10, NOW + 30)
+    );
+}
