@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::MediaError;
 use crate::objects::{Variant, object_path};
 use crate::service::MediaService;
+use crate::sniff::Format;
 
 /// A `Range: bytes=…` request (one range; several are answered whole).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,17 +103,11 @@ impl MediaService {
         let (mime, extension) = match variant {
             Variant::Original => {
                 let mime = record.mime.clone().unwrap_or_default();
-                let extension = match mime.as_str() {
-                    "image/jpeg" => "jpg",
-                    "image/png" => "png",
-                    "image/gif" => "gif",
-                    "image/webp" => "webp",
-                    "audio/mp4" => "m4a",
-                    _ => "bin",
-                };
+                let extension = Format::from_mime(&mime).map_or("bin", Format::extension);
                 (mime, extension)
             }
-            Variant::Thumbnail(_) => ("image/jpeg".to_owned(), "jpg"),
+            // Thumbnails are always JPEG.
+            Variant::Thumbnail(_) => (Format::Jpeg.mime().to_owned(), Format::Jpeg.extension()),
         };
         let tag = match variant {
             Variant::Original => "original".to_owned(),

@@ -315,9 +315,9 @@ fn reencode(image: &DynamicImage) -> Result<(Bytes, &'static str), MediaError> {
         image
             .write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
             .map_err(undecodable)?;
-        Ok((Bytes::from(out), "image/png"))
+        Ok((Bytes::from(out), Format::Png.mime()))
     } else {
-        Ok((jpeg(image, REENCODE_QUALITY)?, "image/jpeg"))
+        Ok((jpeg(image, REENCODE_QUALITY)?, Format::Jpeg.mime()))
     }
 }
 

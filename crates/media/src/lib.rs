@@ -10,6 +10,7 @@
 //! collector of unused uploads and orphan objects (`collector.rs`).
 
 mod admission;
+mod cleanup;
 mod collector;
 mod download;
 mod error;
@@ -17,6 +18,7 @@ mod image;
 mod mp4;
 mod objects;
 mod pool;
+mod presign;
 mod service;
 mod settings;
 mod sniff;

@@ -1,6 +1,7 @@
 //! [`MediaService`]: uploads (through iyagi, or presigned to the bucket and
 //! then completed), their processing, and what owners see of them.
-//! Downloads are in `download.rs`, the collector in `collector.rs`.
+//! Presigned uploads are in `presign.rs`, discarding refused ones in
+//! `cleanup.rs`, downloads in `download.rs`, the collector in `collector.rs`.
 
 use std::io::{Read, Seek};
 use std::sync::Arc;
@@ -8,9 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use iyagi_protocol::media::{
-    CreateUpload, ImageDetails, MediaKind, MediaState, MediaView, UploadTicket, VoiceDetails,
-};
+use iyagi_protocol::media::{ImageDetails, MediaKind, MediaState, MediaView, VoiceDetails};
 use iyagi_protocol::now_ms;
 use iyagi_store::{MediaRecord, NewMedia, ReadyMedia, Storage};
 use object_store::{PutPayload, WriteMultipart};
@@ -19,7 +18,8 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::admission::Admission;
-use crate::objects::{Objects, Variant, media_prefix, object_path, upload_path};
+use crate::cleanup::Unfinished;
+use crate::objects::{Objects, Variant, object_path};
 use crate::pool::DecodePool;
 use crate::settings::MediaSettings;
 use crate::sniff::{self, Format, SNIFF_LEN};
@@ -37,14 +37,14 @@ pub struct MediaService {
     /// hundreds of MB.
     decodes: DecodePool,
     /// Uploads arriving at once on this node (each holds a spool file).
-    arriving: Arc<Semaphore>,
+    pub(crate) arriving: Arc<Semaphore>,
     /// Per-user attempts and uploads at once (this node).
     pub(crate) admission: Admission,
     pub(crate) stats: MediaStats,
 }
 
 /// An upload spooled to local disk, deleted when dropped.
-struct Spooled {
+pub(crate) struct Spooled {
     file: tempfile::NamedTempFile,
     size: u64,
 }
@@ -97,14 +97,14 @@ impl MediaService {
         self.objects.signer.is_some()
     }
 
-    fn kind_limit(&self, kind: MediaKind) -> u64 {
+    pub(crate) fn kind_limit(&self, kind: MediaKind) -> u64 {
         match kind {
             MediaKind::Image => self.settings.max_image_bytes,
             MediaKind::Voice => self.settings.max_voice_bytes,
         }
     }
 
-    fn too_large(&self, kind: Option<MediaKind>) -> MediaError {
+    pub(crate) fn too_large(&self, kind: Option<MediaKind>) -> MediaError {
         let limit = kind.map_or(self.settings.max_upload_bytes(), |k| self.kind_limit(k));
         let what = kind.map_or("uploads", |k| match k {
             MediaKind::Image => "images",
@@ -114,7 +114,7 @@ impl MediaService {
     }
 
     /// Counts a refusal, then passes it on.
-    fn refused<T>(&self, result: Result<T, MediaError>) -> Result<T, MediaError> {
+    pub(crate) fn refused<T>(&self, result: Result<T, MediaError>) -> Result<T, MediaError> {
         if let Err(e) = &result {
             self.stats.reject(e.reason());
         }
@@ -123,7 +123,7 @@ impl MediaService {
 
     /// The per-user upload rate and storage quota, checked before any
     /// byte is read (`incoming`: the bytes about to be added).
-    async fn admit(&self, owner: Uuid, incoming: u64) -> Result<(), MediaError> {
+    pub(crate) async fn admit(&self, owner: Uuid, incoming: u64) -> Result<(), MediaError> {
         let hour_ago = now_ms() - 3_600_000;
         let usage = self.store.media_usage(owner, hour_ago).await?;
         if usage.recent_uploads >= i64::from(self.settings.uploads_per_hour) {
@@ -195,7 +195,7 @@ impl MediaService {
         self.ingest(owner, id, spooled, expected, None).await
     }
 
-    async fn spool<S, E>(
+    pub(crate) async fn spool<S, E>(
         &self,
         mut body: S,
         limit: u64,
@@ -224,112 +224,6 @@ impl MediaService {
         Ok(Spooled { file, size })
     }
 
-    /// Asks for a presigned direct-to-bucket upload (S3 only).
-    pub async fn create_upload(
-        &self,
-        owner: Uuid,
-        request: &CreateUpload,
-    ) -> Result<UploadTicket, MediaError> {
-        let result = self.create_upload_inner(owner, request).await;
-        self.refused(result)
-    }
-
-    async fn create_upload_inner(
-        &self,
-        owner: Uuid,
-        request: &CreateUpload,
-    ) -> Result<UploadTicket, MediaError> {
-        let Some(signer) = &self.objects.signer else {
-            return Err(MediaError::PresignUnavailable);
-        };
-        let size = u64::try_from(request.size)
-            .ok()
-            .filter(|&s| s > 0)
-            .ok_or_else(|| {
-                MediaError::Validation("size must be a positive number of bytes".to_owned())
-            })?;
-        if size > self.kind_limit(request.kind) {
-            return Err(self.too_large(Some(request.kind)));
-        }
-        self.admit(owner, size).await?;
-        let id = Uuid::now_v7();
-        let path = upload_path(id);
-        let created = now_ms();
-        self.store
-            .create_media(&NewMedia {
-                id,
-                owner_id: owner,
-                kind: request.kind.as_str().to_owned(),
-                size_bytes: request.size,
-                upload_key: Some(path.to_string()),
-                created_at_ms: created,
-            })
-            .await?;
-        let ttl = std::time::Duration::from_secs(self.settings.presign_ttl_secs);
-        let url = signer.signed_url(http::Method::PUT, &path, ttl).await?;
-        Ok(UploadTicket {
-            media_id: id,
-            method: "PUT".to_owned(),
-            upload_url: url.to_string(),
-            expires_at: created + (self.settings.presign_ttl_secs as i64) * 1000,
-        })
-    }
-
-    /// Completes a presigned upload: the object is checked and processed
-    /// like a direct upload. Completing a ready upload again returns it.
-    pub async fn complete_upload(&self, owner: Uuid, id: Uuid) -> Result<MediaView, MediaError> {
-        let result = self.complete_inner(owner, id).await;
-        self.refused(result)
-    }
-
-    async fn complete_inner(&self, owner: Uuid, id: Uuid) -> Result<MediaView, MediaError> {
-        let record = self.owned(owner, id).await?;
-        if record.is_ready() {
-            // Completed before: a second PUT to the still-valid URL is not kept.
-            let _ = self.objects.store.delete(&upload_path(id)).await;
-            return view(&record);
-        }
-        let kind = MediaKind::parse(&record.kind);
-        let path = upload_path(id);
-        let meta = match self.objects.store.head(&path).await {
-            Ok(meta) => meta,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(MediaError::NotReady(
-                    "nothing was uploaded to the upload URL yet".to_owned(),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let _slot = self.admission.enter(owner)?;
-        let limit = kind.map_or(self.settings.max_upload_bytes(), |k| self.kind_limit(k));
-        if meta.size > limit {
-            self.discard(id).await;
-            return Err(self.too_large(kind));
-        }
-        let _arriving = self.arriving.clone().try_acquire_owned().map_err(|_| {
-            MediaError::RateLimited(
-                "this server is receiving too many uploads; retry shortly".to_owned(),
-            )
-        })?;
-        let spooled = self.spool_object(&path, limit, kind).await?;
-        let outcome = self.ingest(owner, id, spooled, kind, Some(&record)).await;
-        // Processed or refused, the upload object has served its purpose.
-        if let Err(e) = self.objects.store.delete(&path).await {
-            tracing::warn!(media_id = %id, error = %e, "could not delete a completed upload object");
-        }
-        outcome
-    }
-
-    async fn spool_object(
-        &self,
-        path: &object_store::path::Path,
-        limit: u64,
-        kind: Option<MediaKind>,
-    ) -> Result<Spooled, MediaError> {
-        let stream = self.objects.store.get(path).await?.into_stream();
-        self.spool(stream, limit, kind).await
-    }
-
     /// The caller's own media (another user's is [`MediaError::NotFound`]).
     pub(crate) async fn owned(&self, owner: Uuid, id: Uuid) -> Result<MediaRecord, MediaError> {
         match self.store.media(id).await? {
@@ -347,7 +241,7 @@ impl MediaService {
     /// ready. A direct upload's row is written here, before any object
     /// (so a crash leaves a row the collector finds); a presigned one's
     /// exists (`existing`). A refused upload leaves nothing behind.
-    async fn ingest(
+    pub(crate) async fn ingest(
         &self,
         owner: Uuid,
         id: Uuid,
@@ -540,81 +434,6 @@ impl MediaService {
         }
         writer.finish().await?;
         Ok(())
-    }
-
-    /// Deletes an upload that will not be used: its row (unless a message
-    /// uses it) and its objects. Failures are logged; the collector retries.
-    pub(crate) async fn discard(&self, id: Uuid) {
-        discard_pending(&*self.store, &self.objects, id).await;
-    }
-
-    pub(crate) async fn delete_objects(&self, id: Uuid) -> Result<(), MediaError> {
-        delete_objects_of(&self.objects, id).await
-    }
-}
-
-/// Deletes an upload that will not be used: its row, if still pending
-/// (a concurrent completion that succeeded keeps its result), and its
-/// objects. Failures are logged; the collector retries.
-async fn discard_pending(store: &dyn Storage, objects: &Objects, id: Uuid) {
-    match store.media(id).await {
-        Ok(Some(record)) if !record.is_ready() => {}
-        Ok(_) => return,
-        Err(e) => {
-            tracing::warn!(media_id = %id, error = %e, "could not read a refused upload's row");
-            return;
-        }
-    }
-    match store.delete_unattached_media(id).await {
-        Ok(true) => {}
-        Ok(false) => return,
-        Err(e) => {
-            tracing::warn!(media_id = %id, error = %e, "could not delete a refused upload's row");
-            return;
-        }
-    }
-    if let Err(e) = delete_objects_of(objects, id).await {
-        tracing::warn!(media_id = %id, error = %e, "could not delete a refused upload's objects");
-    }
-}
-
-async fn delete_objects_of(objects: &Objects, id: Uuid) -> Result<(), MediaError> {
-    let store = &objects.store;
-    let prefix = media_prefix(id);
-    let paths: Vec<_> = store
-        .list(Some(&prefix))
-        .map(|meta| meta.map(|m| m.location))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_, _>>()?;
-    for path in paths.into_iter().chain([upload_path(id)]) {
-        match store.delete(&path).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
-}
-
-/// A direct upload being processed: if its request is dropped before it
-/// finishes, the upload is discarded in the background.
-struct Unfinished {
-    store: Arc<dyn Storage>,
-    objects: Objects,
-    id: Uuid,
-    armed: bool,
-}
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (store, objects, id) = (self.store.clone(), self.objects.clone(), self.id);
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move { discard_pending(&*store, &objects, id).await });
-        }
     }
 }
 

@@ -23,6 +23,30 @@ impl Format {
         }
     }
 
+    /// The file-name extension downloads are named with.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Jpeg => "jpg",
+            Format::Png => "png",
+            Format::Gif => "gif",
+            Format::WebP => "webp",
+            Format::Mp4 => "m4a",
+        }
+    }
+
+    /// The format a stored MIME type (one [`Format::mime`] wrote) names.
+    pub fn from_mime(mime: &str) -> Option<Format> {
+        [
+            Format::Jpeg,
+            Format::Png,
+            Format::Gif,
+            Format::WebP,
+            Format::Mp4,
+        ]
+        .into_iter()
+        .find(|f| f.mime() == mime)
+    }
+
     pub fn mime(self) -> &'static str {
         match self {
             Format::Jpeg => "image/jpeg",
