@@ -72,7 +72,7 @@ async fn the_audit_log_refuses_updates_and_deletes_on_sqlite() {
     let db = iyagi_testkit::TestDb::sqlite();
     let store = db.open().await;
     let path = db.url.trim_start_matches("sqlite://").to_owned();
-    audit_log_is_append_only(store, &format!("sqlite://{path}")).await;
+    cases::audit_log_is_append_only(store, &format!("sqlite://{path}")).await;
     db.cleanup().await;
 }
 
@@ -83,51 +83,8 @@ async fn the_audit_log_refuses_updates_and_deletes_on_postgres() {
     };
     let store = db.open().await;
     let url = db.url.clone();
-    audit_log_is_append_only(store, &url).await;
+    cases::audit_log_is_append_only(store, &url).await;
     db.cleanup().await;
-}
-
-async fn audit_log_is_append_only(store: std::sync::Arc<dyn iyagi_store::Storage>, url: &str) {
-    use sqlx::Connection;
-    let admin = store
-        .create_user(&iyagi_store::NewUser {
-            id: uuid::Uuid::now_v7(),
-            username: "admin".to_owned(),
-            password_hash: None,
-            external_issuer: None,
-            external_subject: None,
-            created_at_ms: 1,
-        })
-        .await
-        .unwrap();
-    store
-        .change_role(&iyagi_store::RoleChange {
-            user_id: admin.id,
-            role: Some("admin".to_owned()),
-            actor_id: None,
-            audit_id: uuid::Uuid::now_v7(),
-            now_ms: 1,
-        })
-        .await
-        .unwrap();
-    let statements = [
-        "UPDATE moderation_audit SET note = 'x'",
-        "DELETE FROM moderation_audit",
-    ];
-    if url.starts_with("sqlite") {
-        let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
-        for sql in statements {
-            let err = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
-            assert!(err.to_string().contains("append-only"), "{err}");
-        }
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-        for sql in statements {
-            let err = sqlx::query(sql).execute(&mut conn).await.expect_err(sql);
-            assert!(err.to_string().contains("append-only"), "{err}");
-        }
-    }
-    assert_eq!(store.audit_log(10).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

@@ -174,3 +174,48 @@ pub async fn roles_are_audited_and_the_queue_groups_open_reports(store: Arc<dyn 
         (NOW + 10, NOW + 30)
     );
 }
+
+/// The database itself refuses UPDATE and DELETE on the audit log (`url`:
+/// the store's own database, reached with a connection of the test's).
+pub async fn audit_log_is_append_only(store: Arc<dyn Storage>, url: &str) {
+    use sqlx::Connection;
+    let admin = user(&store, "admin").await;
+    let grant = RoleChange {
+        user_id: admin.id,
+        role: Some("admin".to_owned()),
+        actor_id: None,
+        audit_id: Uuid::now_v7(),
+        now_ms: NOW,
+    };
+    store.change_role(&grant).await.unwrap();
+    let statements = [
+        "UPDATE moderation_audit SET note = 'x'",
+        "DELETE FROM moderation_audit",
+    ];
+    // The same statements on either backend's own connection type.
+    macro_rules! refusals {
+        ($connection:ty) => {{
+            let mut conn = <$connection>::connect(url).await.unwrap();
+            let mut refusals = Vec::new();
+            for sql in statements {
+                refusals.push(
+                    sqlx::query(sql)
+                        .execute(&mut conn)
+                        .await
+                        .expect_err(sql)
+                        .to_string(),
+                );
+            }
+            refusals
+        }};
+    }
+    let refusals = if url.starts_with("sqlite") {
+        refusals!(sqlx::SqliteConnection)
+    } else {
+        refusals!(sqlx::PgConnection)
+    };
+    for refusal in refusals {
+        assert!(refusal.contains("append-only"), "{refusal}");
+    }
+    assert_eq!(store.audit_log(10).await.unwrap().len(), 1);
+}
